@@ -1,0 +1,83 @@
+"""Make detectron2 v0.6's python sources work on current torch / Pillow, without touching a
+complete detectron2.
+
+Applied once by ``import sgnet``, before anything imports detectron2's engine. Two accommodations,
+each applied only when needed, so that a detectron2 built from source (0.6 up to current main)
+is left exactly as it is:
+
+1. ``detectron2._C`` (the compiled extension) is absent in a python-only install, yet
+   ``layers.deform_conv``, ``layers.rotated_boxes``, ``layers.roi_align_rotated`` and
+   ``evaluation.fast_eval_api`` import it at module import time. A placeholder module is registered
+   whose functions raise a clear error naming the op. SG-Net calls none of them (NMS and
+   deformable convolution come from torchvision).
+2. Pillow >= 10 removed ``PIL.Image.LINEAR``, which detectron2 0.6 uses as a default argument at
+   import time; it is aliased to ``BILINEAR`` (the same filter) when missing.
+"""
+import importlib.util
+import sys
+import types
+
+__all__ = ["apply", "MissingExtensionModule", "applied"]
+
+# Which accommodations `apply` has made in this process, for environment reports and tests.
+applied = []
+
+
+class MissingExtensionModule(types.ModuleType):
+    """Stands in for ``detectron2._C``: importable, but every op raises when called."""
+
+    def __getattr__(self, name):
+        # Dunders must stay missing: torch's `inspect.getmodule` walks sys.modules and reads
+        # `__file__` etc., and a callable answer there crashes `import torchvision`.
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+
+        def missing_op(*args, **kwargs):
+            raise RuntimeError(
+                f"detectron2._C.{name} was called, but this detectron2 has no compiled C++ "
+                "extension (python-only install). SG-Net does not need it; the caller does. "
+                "Build detectron2 from source to use this op: "
+                "https://detectron2.readthedocs.io/en/latest/tutorials/install.html"
+            )
+
+        missing_op.__name__ = name
+        return missing_op
+
+
+def _compiled_extension_present() -> bool:
+    if "detectron2._C" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("detectron2._C") is not None
+    except ModuleNotFoundError:  # detectron2 itself missing: reported by sgnet.__init__
+        return False
+
+
+def _register_extension_placeholder() -> bool:
+    if _compiled_extension_present():
+        return False
+    import detectron2
+
+    placeholder = MissingExtensionModule("detectron2._C")
+    sys.modules["detectron2._C"] = placeholder
+    # `from detectron2 import _C` reads the attribute on the package.
+    detectron2._C = placeholder
+    return True
+
+
+def _alias_pillow_linear() -> bool:
+    from PIL import Image
+
+    if hasattr(Image, "LINEAR"):
+        return False
+    Image.LINEAR = Image.BILINEAR
+    return True
+
+
+def apply() -> list:
+    """Apply what is missing; idempotent. Returns the names of the accommodations in force."""
+    if _register_extension_placeholder():
+        applied.append("detectron2._C placeholder")
+    if _alias_pillow_linear():
+        applied.append("PIL.Image.LINEAR alias")
+    return list(applied)

@@ -1,0 +1,105 @@
+"""SG-Net's config keys. Every key SG-Net reads is added and documented here, once.
+
+Defaults are the authors' release values (mmdetection ``sgnet_r50_caffe_fpn_gn_1x.py``) unless a
+comment says otherwise. detectron2's own keys (``MODEL.RESNETS``, ``MODEL.FPN``, ``INPUT``,
+``SOLVER`` ...) keep their detectron2 meaning; ``configs/Base-SGNet.yaml`` sets them for SG-Net.
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_sgnet_config(cfg):
+    """Add SG-Net's keys, with their defaults, to a detectron2 config (in place). Idempotent."""
+    _add_input_config(cfg)
+    _add_model_config(cfg)
+    _add_tracker_config(cfg)
+    _add_test_config(cfg)
+
+
+def _add_input_config(cfg):
+    # Training pairs: the reference frame is drawn from frames within this many frames of the key
+    # frame; 0 means any other frame of the video (release behaviour).
+    cfg.INPUT.SAMPLING_FRAME_RANGE = 0
+    # Max attempts to draw a key frame holding at least one trainable object before the mapper
+    # moves on to another video (see sgnet.data.dataset_mapper).
+    cfg.INPUT.SAMPLING_MAX_ATTEMPTS = 10
+
+
+def _add_model_config(cfg):
+    cfg.MODEL.SGNET = CN()
+    sg = cfg.MODEL.SGNET
+    # Number of object categories (YouTube-VIS 2019/2021: 40, OVIS: 25).
+    sg.NUM_CLASSES = 40
+    # FPN levels the heads run on, finest first (strides 8..128).
+    sg.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+    # Convs in the classification / box-regression towers (release: stacked_convs=3, cls uses 2).
+    sg.NUM_CLS_CONVS = 2
+    sg.NUM_BOX_CONVS = 3
+    # Normalisation in all head towers: "GN" (GroupNorm(32), release) or "" (none).
+    sg.HEAD_NORM = "GN"
+    # Initial foreground probability of the classification logits (focal-loss prior).
+    sg.PRIOR_PROB = 0.01
+    # Activation on the scaled (l, t, r, b) distances: "none" (release), "relu" or "exp".
+    sg.BOX_REG_ACTIVATION = "none"
+    # Deformable feature alignment of the classification tower: on/off, deformable groups.
+    sg.FEATURE_ALIGN = True
+    sg.ALIGN_DEFORM_GROUPS = 4
+    # FCOS targets: centre-sampling radius in strides; level size boundaries between P3..P7.
+    sg.CENTER_SAMPLING_RADIUS = 1.5
+    sg.SIZES_OF_INTEREST = [64, 128, 256, 512]
+    # Losses: focal loss parameters and per-loss weights.
+    sg.FOCAL_LOSS_ALPHA = 0.25
+    sg.FOCAL_LOSS_GAMMA = 2.0
+    sg.LOSS_WEIGHT_CLS = 1.0
+    sg.LOSS_WEIGHT_BOX = 1.0
+    sg.LOSS_WEIGHT_CENTERNESS = 1.0
+    # Inference: per-level candidates before NMS, score threshold, NMS IoU, detections per frame.
+    sg.PRE_NMS_TOPK = 200
+    sg.SCORE_THRESH_TEST = 0.03
+    sg.NMS_THRESH_TEST = 0.5
+    sg.DETECTIONS_PER_IMAGE = 10
+
+    sg.MASK = CN()
+    # FPN levels whose regression-tower outputs form the basis maps.
+    sg.MASK.BASIS_IN_FEATURES = ["p3", "p4", "p5"]
+    # Hidden width of the basis branch (1x1 conv) and number of basis maps K.
+    sg.MASK.BASIS_HIDDEN_DIM = 512
+    sg.MASK.NUM_BASES = 32
+    # Granularities g (a g x g grid of coefficient vectors per box) the head predicts, ascending.
+    sg.MASK.GRANULARITIES = [2, 3, 4]
+    # Box-area thresholds (in basis pixels) between consecutive granularities: area > 500 -> 3,
+    # area > 1000 -> 4, else 2. Needs len(GRANULARITIES) - 1 entries.
+    sg.MASK.GRANULARITY_AREAS = [500.0, 1000.0]
+    # Granularity selection: False = per instance by its own box area (paper), True = one g per
+    # image from the mean area of its positive boxes (release, kept for the ablation).
+    sg.MASK.GRANULARITY_PER_IMAGE = False
+    # Weight of the mask BCE loss; mask probability threshold at inference.
+    sg.MASK.LOSS_WEIGHT = 1.0
+    sg.MASK.THRESHOLD = 0.5
+
+    sg.TRACK = CN()
+    # FPN levels of the track tower, its depth, and the embedding width D.
+    sg.TRACK.IN_FEATURES = ["p3", "p4", "p5"]
+    sg.TRACK.NUM_CONVS = 2
+    sg.TRACK.EMBED_DIM = 512
+    # Reference boxes are jittered by up to this fraction of their size (centre and size).
+    sg.TRACK.BOX_JITTER = 0.05
+    # Weight of the matching cross-entropy.
+    sg.TRACK.LOSS_WEIGHT = 1.0
+
+
+def _add_tracker_config(cfg):
+    cfg.MODEL.SGNET.TRACKER = CN()
+    tr = cfg.MODEL.SGNET.TRACKER
+    # Association score = log_softmax(embedding logits) + SCORE_WEIGHT*log(det score)
+    #   + IOU_WEIGHT*IoU(box, track box) + LABEL_WEIGHT*[same label].
+    tr.SCORE_WEIGHT = 1.0
+    tr.IOU_WEIGHT = 2.0
+    tr.LABEL_WEIGHT = 10.0
+    # Several detections claiming one track: "drop" the weaker ones (release) or start "new" tracks.
+    tr.DUPLICATE_POLICY = "drop"
+
+
+def _add_test_config(cfg):
+    # A video track's label: "score_sum" = label with the highest summed frame score, "vote" =
+    # most frequent frame label. Its score is the mean of its frame scores.
+    cfg.TEST.TRACK_LABEL_RULE = "score_sum"

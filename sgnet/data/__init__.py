@@ -1,0 +1,1 @@
+"""Datasets (YouTube-VIS format), training/test mappers, video reading, the synthetic dataset."""

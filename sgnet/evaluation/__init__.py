@@ -1,0 +1,1 @@
+"""Video instance segmentation evaluation (official YouTube-VIS metric)."""

@@ -1,0 +1,1 @@
+"""SG-Net model: meta-architecture, heads, losses, post-processing."""

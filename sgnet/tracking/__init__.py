@@ -1,0 +1,1 @@
+"""Online association of per-frame detections into tracks."""
