@@ -38,14 +38,16 @@ def _add_model_config(cfg):
     sg.HEAD_NORM = "GN"
     # Initial foreground probability of the classification logits (focal-loss prior).
     sg.PRIOR_PROB = 0.01
-    # Activation on the scaled (l, t, r, b) distances: "none" (release), "relu" or "exp".
-    sg.BOX_REG_ACTIVATION = "none"
+    # Activation on the scaled (l, t, r, b) distances (in strides): "relu" or "exp". The release
+    # has none; its negative distances give inverted boxes, which "relu" clips exactly there.
+    sg.BOX_REG_ACTIVATION = "relu"
     # Deformable feature alignment of the classification tower: on/off, deformable groups.
     sg.FEATURE_ALIGN = True
     sg.ALIGN_DEFORM_GROUPS = 4
-    # FCOS targets: centre-sampling radius in strides; level size boundaries between P3..P7.
+    # FCOS targets: centre-sampling radius in strides. Level ranges follow detectron2's FCOS rule
+    # (max distance in (4, 8) strides of the level, P3 from 0, P7 to inf), which for strides
+    # 8..128 is the release's (0,64), (64,128), (128,256), (256,512), (512,inf).
     sg.CENTER_SAMPLING_RADIUS = 1.5
-    sg.SIZES_OF_INTEREST = [64, 128, 256, 512]
     # Losses: focal loss parameters and per-loss weights.
     sg.FOCAL_LOSS_ALPHA = 0.25
     sg.FOCAL_LOSS_GAMMA = 2.0
@@ -74,6 +76,9 @@ def _add_model_config(cfg):
     sg.MASK.GRANULARITY_PER_IMAGE = False
     # Weight of the mask BCE loss; mask probability threshold at inference.
     sg.MASK.LOSS_WEIGHT = 1.0
+    # At most this many positives per batch get a mask loss (random subset; bounds memory on
+    # large objects, as YOLACT-style heads do). 0 = all.
+    sg.MASK.MAX_TRAIN_INSTANCES = 100
     sg.MASK.THRESHOLD = 0.5
 
     sg.TRACK = CN()

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from pathlib import Path
 SDIST_PROJECT = "pb1-detectron2"
 SDIST_NAME = "pb1-detectron2-0.6.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
-INDEX_URL = "https://pypi.org/simple/{project}/"
+# Overridable for mirrors (and for tests of the failure path).
+INDEX_URL = os.environ.get("SGNET_DETECTRON2_INDEX_URL", "https://pypi.org/simple/{project}/")
 
 # detectron2 0.6's real runtime needs. Its own pins (black==21.4b2, future, pydot) are stale and
 # unused at runtime, so the package itself is installed with --no-deps and these instead.
@@ -96,6 +98,13 @@ def download_verified(url: str, destination: Path) -> None:
     destination.write_bytes(payload)
 
 
+def run_installer(command: list) -> None:
+    try:
+        subprocess.run(command, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        fail(f"`{shlex.join(command)}` failed: {e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -107,11 +116,11 @@ def main() -> None:
     installer = shlex.split(args.installer)
 
     if importlib.util.find_spec("detectron2") is not None:
-        print(f"install_detectron2: detectron2 already importable, left as it is")
+        print("install_detectron2: detectron2 already importable, left as it is")
         return
 
-    subprocess.run(installer + RUNTIME_REQUIREMENTS, check=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # Fetch and verify first, so that a failure leaves the environment untouched.
         archive = Path(tmp) / SDIST_NAME
         download_verified(sdist_url(), archive)
         with tarfile.open(archive) as tar:
@@ -119,7 +128,8 @@ def main() -> None:
             tar.extractall(tmp, members=members, filter="data")
         source = Path(tmp) / "pb1-detectron2-0.6"
         (source / "setup.py").write_text(SETUP_PY)
-        subprocess.run(installer + ["--no-deps", str(source)], check=True)
+        run_installer(installer + RUNTIME_REQUIREMENTS)
+        run_installer(installer + ["--no-deps", str(source)])
     print("install_detectron2: installed detectron2 0.6 (python sources, no C++ extension)")
 
 

@@ -1,0 +1,114 @@
+"""SG-Net's training losses. Each returns a scalar that stays finite (and in the graph) when
+there is nothing to supervise: empty images, no positives, no key object in the reference frame."""
+from typing import Tuple
+
+import torch
+from detectron2.structures import Boxes
+from detectron2.structures.boxes import matched_pairwise_iou
+from fvcore.nn import giou_loss, sigmoid_focal_loss_jit
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def classification_loss(logits: Tensor, labels: Tensor, num_classes: int, alpha: float, gamma: float) -> Tensor:
+    """Sigmoid focal loss averaged over (num positives + num images), as the release.
+
+    Args:
+        logits: (N, R, C); labels: (N, R) in 0..C, C = background.
+    """
+    targets = F.one_hot(labels, num_classes + 1)[..., :num_classes].to(logits.dtype)
+    num_positives = (labels != num_classes).sum()
+    loss = sigmoid_focal_loss_jit(logits, targets, alpha=alpha, gamma=gamma, reduction="sum")
+    return loss / (num_positives + labels.shape[0])
+
+
+def centerness_targets(distances: Tensor) -> Tensor:
+    """FCOS centerness sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)) of (P, 4) l, t, r, b distances."""
+    left_right, top_bottom = distances[:, [0, 2]], distances[:, [1, 3]]
+    ratio = (left_right.min(dim=1).values / left_right.max(dim=1).values.clamp(min=1e-6)) * (
+        top_bottom.min(dim=1).values / top_bottom.max(dim=1).values.clamp(min=1e-6)
+    )
+    return ratio.clamp(min=0).sqrt()
+
+
+def box_and_centerness_losses(
+    pred_boxes: Tensor, gt_boxes: Tensor, centerness_logits: Tensor, gt_centerness: Tensor
+) -> Tuple[Tensor, Tensor]:
+    """Box loss weighted by centerness targets and averaged by their sum (release), and the
+    centerness BCE averaged over positives.
+
+    The box loss is GIoU (fvcore) rather than the release's -log(IoU): it still has a gradient
+    for predicted boxes that do not overlap their target (degenerate early predictions).
+
+    Args:
+        pred_boxes, gt_boxes: (P, 4) decoded boxes at the positives; centerness_logits,
+        gt_centerness: (P,).
+    """
+    box_loss = (giou_loss(pred_boxes, gt_boxes, reduction="none") * gt_centerness).sum()
+    box_loss = box_loss / gt_centerness.sum().clamp(min=1e-6)
+    centerness_loss = F.binary_cross_entropy_with_logits(centerness_logits, gt_centerness, reduction="sum")
+    return box_loss, centerness_loss / max(len(gt_centerness), 1)
+
+
+def mask_loss(
+    logits: Tensor,
+    targets: Tensor,
+    pixel_instance: Tensor,
+    instance_image: Tensor,
+    instance_weights: Tensor,
+    num_images: int,
+) -> Tensor:
+    """Box-normalised BCE of the assembled masks, instances weighted, averaged over images.
+
+    Args:
+        logits, targets: (P,) mask logits and GT values (in [0, 1]) at the P box pixels.
+        pixel_instance: (P,) instance of each pixel.
+        instance_image: (M,) image of each instance.
+        instance_weights: (M,) score x IoU per instance; normalised here to mean 1 over the
+            instances that have pixels.
+    """
+    num_instances = len(instance_image)
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    pixel_counts = torch.bincount(pixel_instance, minlength=num_instances)
+    per_instance = torch.zeros(num_instances, device=logits.device, dtype=logits.dtype).index_add_(0, pixel_instance, bce)
+    per_instance = per_instance / pixel_counts.clamp(min=1)
+    has_pixels = pixel_counts > 0
+    weights = instance_weights * has_pixels
+    weights = weights / (weights.sum() / has_pixels.sum().clamp(min=1)).clamp(min=1e-6)
+    per_image = torch.zeros(num_images, device=logits.device, dtype=logits.dtype).index_add_(
+        0, instance_image, per_instance * weights
+    )
+    instances_per_image = torch.bincount(instance_image[has_pixels], minlength=num_images)
+    supervised = instances_per_image > 0
+    # Sum over an empty selection keeps the graph (zero gradients) when nothing is supervised.
+    return (per_image[supervised] / instances_per_image[supervised]).sum() / supervised.sum().clamp(min=1)
+
+
+def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
+    """Classification score x IoU(predicted box, GT box) per positive, (P,)."""
+    return scores * matched_pairwise_iou(Boxes(pred_boxes), Boxes(gt_boxes))
+
+
+def track_loss(
+    key_embeddings: Tensor, ref_embeddings: Tensor, same_pair: Tensor, targets: Tensor
+) -> Tuple[Tensor, Tensor]:
+    """Cross-entropy of matching key objects against their reference frame's objects.
+
+    Args:
+        key_embeddings: (P, D) at the key positives' predicted box centres.
+        ref_embeddings: (M, D) at the (jittered) reference objects' centres, all pairs together.
+        same_pair: (P, M) bool, True where positive and reference object come from the same pair.
+        targets: (P,) 0 = "new object" (absent from the reference frame), j + 1 = reference
+            object j.
+    Returns:
+        (loss, accuracy): accuracy is the fraction of positives whose argmax is the target, NaN-free
+        (1.0 when there is no positive).
+    """
+    similarity = key_embeddings @ ref_embeddings.t()
+    similarity = similarity.masked_fill(~same_pair, float("-inf"))
+    logits = torch.cat([similarity.new_zeros(len(similarity), 1), similarity], dim=1)
+    loss = F.cross_entropy(logits, targets, reduction="sum") / max(len(targets), 1)
+    if len(targets) == 0:
+        return loss, torch.ones(())
+    accuracy = (logits.argmax(dim=1) == targets).float().mean()
+    return loss, accuracy

@@ -1,0 +1,407 @@
+"""The SG-Net meta-architecture: one-stage, ROI-free video instance segmentation."""
+import logging
+from dataclasses import dataclass
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
+from detectron2.modeling.meta_arch.fcos import FCOS
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import get_event_storage
+from torch import Tensor
+
+from ..tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
+from . import losses
+from .detection_head import SGNetDetectionHead
+from .mask_head import SpatialGranularityMaskHead
+from .postprocessing import Detections, paste_masks, select_detections
+from .track_head import CenterTrackHead
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Positives:
+    """The P positive locations of a batch of key frames.
+
+    image: (P,) image index; anchor: (P,) index over all levels' locations; level, ys, xs: (P,)
+    position on the FPN; gt: (P,) index of the matched object in its image's key instances.
+    """
+
+    image: Tensor
+    anchor: Tensor
+    level: Tensor
+    ys: Tensor
+    xs: Tensor
+    gt: Tensor
+
+
+def _trainable(instances: Instances) -> Instances:
+    """Drop crowd objects: they are neither positives nor identities to match."""
+    if instances.has("gt_crowd"):
+        return instances[~instances.gt_crowd]
+    return instances
+
+
+@META_ARCH_REGISTRY.register()
+class SGNet(FCOS):
+    """SG-Net (Liu et al., CVPR 2021).
+
+    Training input: clip pairs from :class:`sgnet.data.YTVISPairDatasetMapper` (key frame
+    supervised for detection and masks, reference frame providing identities). Inference input:
+    videos (``"image"``: list of frame tensors), processed online frame by frame.
+
+    Reuses detectron2's FCOS: anchor points, ``match_anchors`` (centre sampling + level ranges),
+    ``Box2BoxTransformLinear`` and image preprocessing. Deliberate differences from detectron2's
+    FCOS: centerness-weighted box loss (release), the release's tower depths and per-level
+    scales, deformable feature alignment, score = cls x centerness (no sqrt), and the mask and
+    tracking heads.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone,
+        head: SGNetDetectionHead,
+        mask_head: SpatialGranularityMaskHead,
+        track_head: CenterTrackHead,
+        tracker: OnlineTracker,
+        head_in_features: List[str],
+        basis_in_features: List[str],
+        track_in_features: List[str],
+        num_classes: int,
+        center_sampling_radius: float,
+        focal_loss_alpha: float,
+        focal_loss_gamma: float,
+        loss_weights: Dict[str, float],
+        track_box_jitter: float,
+        mask_max_train_instances: int,
+        pre_nms_topk: int,
+        score_thresh: float,
+        nms_thresh: float,
+        max_detections_per_image: int,
+        mask_threshold: float,
+        track_label_rule: str,
+        pixel_mean,
+        pixel_std,
+    ):
+        super().__init__(
+            backbone=backbone,
+            head=head,
+            head_in_features=head_in_features,
+            num_classes=num_classes,
+            center_sampling_radius=center_sampling_radius,
+            focal_loss_alpha=focal_loss_alpha,
+            focal_loss_gamma=focal_loss_gamma,
+            test_score_thresh=score_thresh,
+            test_topk_candidates=pre_nms_topk,
+            test_nms_thresh=nms_thresh,
+            max_detections_per_image=max_detections_per_image,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+        )
+        missing = set(basis_in_features) - set(head_in_features)
+        if missing:
+            raise ValueError(f"MODEL.SGNET.MASK.BASIS_IN_FEATURES {sorted(missing)} not in MODEL.SGNET.IN_FEATURES")
+        self.mask_head = mask_head
+        self.track_head = track_head
+        self.tracker = tracker
+        self.basis_levels = [head_in_features.index(f) for f in basis_in_features]
+        self.track_in_features = track_in_features
+        self.basis_stride = backbone.output_shape()[basis_in_features[0]].stride // mask_head.basis_upsample
+        self.loss_weights = loss_weights
+        self.track_box_jitter = track_box_jitter
+        self.mask_max_train_instances = mask_max_train_instances
+        self.mask_threshold = mask_threshold
+        self.track_label_rule = track_label_rule
+
+    @classmethod
+    def from_config(cls, cfg):
+        sg = cfg.MODEL.SGNET
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        unknown = set(sg.IN_FEATURES) - set(shapes)
+        if unknown:
+            raise ValueError(f"MODEL.SGNET.IN_FEATURES {sorted(unknown)} not produced by the backbone ({sorted(shapes)})")
+        channels = shapes[sg.IN_FEATURES[0]].channels
+        return {
+            "backbone": backbone,
+            "head": SGNetDetectionHead(cfg, [shapes[f] for f in sg.IN_FEATURES]),
+            "mask_head": SpatialGranularityMaskHead(cfg, in_channels=channels),
+            "track_head": CenterTrackHead(cfg, in_channels=channels, stride=shapes[sg.TRACK.IN_FEATURES[0]].stride),
+            "tracker": OnlineTracker(cfg),
+            "head_in_features": list(sg.IN_FEATURES),
+            "basis_in_features": list(sg.MASK.BASIS_IN_FEATURES),
+            "track_in_features": list(sg.TRACK.IN_FEATURES),
+            "num_classes": sg.NUM_CLASSES,
+            "center_sampling_radius": sg.CENTER_SAMPLING_RADIUS,
+            "focal_loss_alpha": sg.FOCAL_LOSS_ALPHA,
+            "focal_loss_gamma": sg.FOCAL_LOSS_GAMMA,
+            "loss_weights": {
+                "loss_fcos_cls": sg.LOSS_WEIGHT_CLS,
+                "loss_fcos_loc": sg.LOSS_WEIGHT_BOX,
+                "loss_fcos_ctr": sg.LOSS_WEIGHT_CENTERNESS,
+                "loss_mask": sg.MASK.LOSS_WEIGHT,
+                "loss_track": sg.TRACK.LOSS_WEIGHT,
+            },
+            "track_box_jitter": sg.TRACK.BOX_JITTER,
+            "mask_max_train_instances": sg.MASK.MAX_TRAIN_INSTANCES,
+            "pre_nms_topk": sg.PRE_NMS_TOPK,
+            "score_thresh": sg.SCORE_THRESH_TEST,
+            "nms_thresh": sg.NMS_THRESH_TEST,
+            "max_detections_per_image": sg.DETECTIONS_PER_IMAGE,
+            "mask_threshold": sg.MASK.THRESHOLD,
+            "track_label_rule": cfg.TEST.TRACK_LABEL_RULE,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    # ------------------------------------------------------------------ training
+
+    def forward(self, batched_inputs: List[dict]):
+        """Training: list of clip-pair dicts -> dict of losses. Inference: list of video dicts ->
+        list of per-video outputs (see :meth:`inference_video`)."""
+        if not self.training:
+            return [self.inference_video(video) for video in batched_inputs]
+        num_pairs = len(batched_inputs)
+        # Key frames first, then reference frames: one backbone pass, one padding for both.
+        images = self.preprocess_image(
+            [{"image": x["image"][0]} for x in batched_inputs] + [{"image": x["image"][1]} for x in batched_inputs]
+        )
+        features = self.backbone(images.tensor)
+        key_features = [features[f][:num_pairs] for f in self.head_in_features]
+        predictions = self.head(key_features)
+        key_instances = [_trainable(x["instances"][0]).to(self.device) for x in batched_inputs]
+        ref_instances = [_trainable(x["instances"][1]).to(self.device) for x in batched_inputs]
+
+        anchors = self.anchor_generator(key_features)
+        positives, gt_labels = self._assign_targets(anchors, key_instances, [f.shape[-1] for f in key_features])
+        pred_boxes = self._decode(anchors, predictions["box_deltas"], positives)
+        gt_boxes = torch.cat([x.gt_boxes.tensor for x in key_instances])[self._global_gt(positives, key_instances)]
+
+        loss_dict = self._detection_losses(predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes)
+        loss_dict["loss_mask"] = self._mask_loss(images, predictions, key_instances, positives, pred_boxes.detach(), gt_boxes)
+        loss_dict["loss_track"] = self._track_loss(features, num_pairs, key_instances, ref_instances, positives, pred_boxes.detach())
+        return {name: loss * self.loss_weights[name] for name, loss in loss_dict.items()}
+
+    def _assign_targets(self, anchors, key_instances, level_widths):
+        """FCOS assignment (detectron2's ``match_anchors``): positives and (N, R) labels."""
+        num_anchors = sum(len(a) for a in anchors)
+        matched = [
+            self.match_anchors(anchors, [gt])[0] if len(gt) else torch.full((num_anchors,), -1, device=self.device)
+            for gt in key_instances
+        ]
+        gt_labels = torch.stack(
+            [
+                torch.where(m >= 0, gt.gt_classes[m.clamp(min=0)] if len(gt) else m, torch.full_like(m, self.num_classes))
+                for m, gt in zip(matched, key_instances)
+            ]
+        )
+        image, anchor = torch.nonzero(torch.stack(matched) >= 0, as_tuple=True)
+        level_sizes = torch.tensor([len(a) for a in anchors], device=self.device)
+        level_starts = torch.cumsum(level_sizes, 0) - level_sizes
+        level = torch.bucketize(anchor, level_starts, right=True) - 1
+        local = anchor - level_starts[level]
+        widths = torch.tensor(level_widths, device=self.device)[level]
+        gt = torch.stack(matched)[image, anchor]
+        positives = Positives(image=image, anchor=anchor, level=level, ys=local // widths, xs=local % widths, gt=gt)
+        storage = get_event_storage()
+        storage.put_scalar("num_pos_anchors", len(anchor) / max(len(key_instances), 1))
+        return positives, gt_labels
+
+    @staticmethod
+    def _global_gt(positives: Positives, instances: List[Instances]) -> Tensor:
+        """Index of each positive's object among all images' objects concatenated, (P,)."""
+        counts = torch.tensor([len(x) for x in instances], device=positives.gt.device)
+        return (torch.cumsum(counts, 0) - counts)[positives.image] + positives.gt
+
+    def _decode(self, anchors, box_deltas: List[Tensor], positives: Positives) -> Tensor:
+        """Predicted boxes at the positives, (P, 4)."""
+        deltas = torch.cat([d.permute(0, 2, 3, 1).flatten(1, 2) for d in box_deltas], dim=1)  # (N, R, 4)
+        anchor_boxes = Boxes.cat(anchors).tensor
+        return self.box2box_transform.apply_deltas(deltas[positives.image, positives.anchor], anchor_boxes[positives.anchor])
+
+    def _detection_losses(self, predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes):
+        logits = torch.cat([x.permute(0, 2, 3, 1).flatten(1, 2) for x in predictions["cls_logits"]], dim=1)
+        centerness = torch.cat([x.flatten(1) for x in predictions["centerness"]], dim=1)  # (N, R)
+        anchor_boxes = Boxes.cat(anchors).tensor[positives.anchor]
+        gt_distances = self.box2box_transform.get_deltas(anchor_boxes, gt_boxes)
+        gt_centerness = losses.centerness_targets(gt_distances)
+        loss_box, loss_centerness = losses.box_and_centerness_losses(
+            pred_boxes, gt_boxes, centerness[positives.image, positives.anchor], gt_centerness
+        )
+        return {
+            "loss_fcos_cls": losses.classification_loss(
+                logits, gt_labels, self.num_classes, self.focal_loss_alpha, self.focal_loss_gamma
+            ),
+            "loss_fcos_loc": loss_box,
+            "loss_fcos_ctr": loss_centerness,
+        }
+
+    def _coefficients(self, aligned_features: List[Tensor], image, level, ys, xs) -> Tensor:
+        """Mask coefficients at given FPN locations, evaluated level by level, (P, K * sum g^2)."""
+        coefficients = aligned_features[0].new_zeros(len(image), self.mask_head.coef_weight.shape[0])
+        for index, features in enumerate(aligned_features):
+            at_level = level == index
+            coefficients[at_level] = self.mask_head.coefficients(features, image[at_level], ys[at_level], xs[at_level])
+        return coefficients
+
+    def _mask_loss(self, images, predictions, key_instances, positives, pred_boxes, gt_boxes) -> Tensor:
+        selected = torch.arange(len(positives.image), device=self.device)
+        if 0 < self.mask_max_train_instances < len(selected):
+            selected = torch.randperm(len(selected), device=self.device)[: self.mask_max_train_instances]
+        image, level, ys, xs = (getattr(positives, f)[selected] for f in ("image", "level", "ys", "xs"))
+        num_pairs = len(key_instances)
+        coefficients = self._coefficients(predictions["aligned_features"], image, level, ys, xs)
+        bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
+        pixels, logits = self.mask_head.assemble(bases, image, pred_boxes[selected] / self.basis_stride, coefficients)
+
+        gt_masks = self._downsampled_gt_masks(key_instances, images.tensor.shape[-2:])
+        global_gt = self._global_gt(positives, key_instances)[selected]
+        targets = gt_masks[global_gt[pixels.instance], pixels.ys, pixels.xs]
+
+        logits_flat = torch.cat([x.permute(0, 2, 3, 1).flatten(1, 2) for x in predictions["cls_logits"]], dim=1)
+        gt_classes = torch.cat([x.gt_classes for x in key_instances])[global_gt]
+        scores = logits_flat[positives.image[selected], positives.anchor[selected], gt_classes].detach().sigmoid()
+        weights = losses.instance_weights(scores, pred_boxes[selected], gt_boxes[selected])
+        return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_pairs)
+
+    def _downsampled_gt_masks(self, instances: List[Instances], padded_size) -> Tensor:
+        """All key objects' masks padded to the batch size and averaged down to the basis
+        resolution, (M, H / s, W / s) float in [0, 1]."""
+        height, width = padded_size
+        masks = [
+            torch.nn.functional.pad(x.gt_masks.tensor.float(), (0, width - x.image_size[1], 0, height - x.image_size[0]))
+            for x in instances
+        ]
+        masks = torch.cat(masks) if masks else torch.zeros(0, height, width, device=self.device)
+        return torch.nn.functional.avg_pool2d(masks[:, None], self.basis_stride)[:, 0]
+
+    def _jittered_centres(self, boxes: Tensor) -> Tensor:
+        """Centres of (M, 4) boxes after shifting centre and size by up to +-jitter of the size."""
+        sizes = boxes[:, 2:] - boxes[:, :2]
+        centres = (boxes[:, 2:] + boxes[:, :2]) / 2
+        shift = (torch.rand_like(centres) * 2 - 1) * self.track_box_jitter * sizes
+        # A size jitter moves the box symmetrically, so only the centre shift moves the centre.
+        return centres + shift
+
+    def _track_loss(self, features, num_pairs, key_instances, ref_instances, positives, pred_boxes) -> Tensor:
+        fused = self.track_head([features[f] for f in self.track_in_features])
+        key_centres = (pred_boxes[:, :2] + pred_boxes[:, 2:]) / 2
+        key_embeddings = self.track_head.embeddings_at(fused, positives.image, key_centres)
+
+        ref_boxes = torch.cat([x.gt_boxes.tensor for x in ref_instances])
+        ref_pair = torch.cat(
+            [torch.full((len(x),), i, device=self.device, dtype=torch.long) for i, x in enumerate(ref_instances)]
+        )
+        ref_embeddings = self.track_head.embeddings_at(fused, num_pairs + ref_pair, self._jittered_centres(ref_boxes))
+
+        key_ids = torch.cat([x.gt_ids for x in key_instances])[self._global_gt(positives, key_instances)]
+        ref_ids = torch.cat([x.gt_ids for x in ref_instances])
+        same_pair = positives.image[:, None] == ref_pair[None, :]
+        same_object = same_pair & (key_ids[:, None] == ref_ids[None, :])
+        has_match = same_object.any(dim=1)
+        targets = torch.where(has_match, same_object.float().argmax(dim=1) + 1, torch.zeros_like(key_ids))
+        loss, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_pair, targets)
+        get_event_storage().put_scalar("track_match_accuracy", float(accuracy))
+        return loss
+
+    # ----------------------------------------------------------------- inference
+
+    def detect_frame(self, image: Tensor, output_size) -> Instances:
+        """Detect, segment and embed the objects of one frame.
+
+        Args:
+            image: (C, H, W) input frame (already resized by the test mapper).
+            output_size: (height, width) of the original frame; boxes and masks are returned there.
+        Returns:
+            Instances at ``output_size`` with pred_boxes, scores, pred_classes, pred_masks
+            (D, height, width) bool, and embeddings (D, E).
+        """
+        images = self.preprocess_image([{"image": image}])
+        features = self.backbone(images.tensor)
+        head_features = [features[f] for f in self.head_in_features]
+        predictions = self.head(head_features)
+        anchors = self.anchor_generator(head_features)
+        input_size = images.image_sizes[0]
+
+        def decode(level, locations):
+            deltas = predictions["box_deltas"][level][0].flatten(1).t()[locations]
+            return self.box2box_transform.apply_deltas(deltas, anchors[level].tensor[locations])
+
+        detections = select_detections(
+            [x[0] for x in predictions["cls_logits"]],
+            [x[0] for x in predictions["centerness"]],
+            decode,
+            pre_nms_topk=self.test_topk_candidates,
+            score_thresh=self.test_score_thresh,
+            nms_thresh=self.test_nms_thresh,
+            max_detections=self.max_detections_per_image,
+            image_size=input_size,
+        )
+        image_idx = torch.zeros_like(detections.labels)
+        masks = self._masks(predictions, detections, image_idx, input_size, output_size)
+
+        fused = self.track_head([features[f] for f in self.track_in_features])
+        centres = (detections.boxes[:, :2] + detections.boxes[:, 2:]) / 2
+        embeddings = self.track_head.embeddings_at(fused, image_idx, centres)
+
+        scale = torch.tensor(
+            [output_size[1] / input_size[1], output_size[0] / input_size[0]] * 2, device=self.device
+        )
+        return Instances(
+            tuple(output_size),
+            pred_boxes=Boxes(detections.boxes * scale),
+            scores=detections.scores,
+            pred_classes=detections.labels,
+            pred_masks=masks,
+            embeddings=embeddings,
+        )
+
+    def _masks(self, predictions, detections: Detections, image_idx, input_size, output_size) -> Tensor:
+        coefficients = self._coefficients(
+            predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
+        )
+        bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
+        pixels, logits = self.mask_head.assemble(bases, image_idx, detections.boxes / self.basis_stride, coefficients)
+        return paste_masks(
+            pixels.instance,
+            pixels.ys,
+            pixels.xs,
+            logits,
+            len(detections),
+            bases.shape[-2:],
+            self.basis_stride,
+            input_size,
+            output_size,
+            self.mask_threshold,
+        )
+
+    def inference_frame(self, image: Tensor, output_size, memory: TrackMemory) -> Instances:
+        """Streaming API: one frame in, its tracked instances out (``track_ids`` field).
+
+        ``memory`` holds the video's tracks and is updated in place; use a fresh
+        :class:`~sgnet.tracking.TrackMemory` for each video. Detections the tracker drops as
+        duplicates are removed from the output.
+        """
+        instances = self.detect_frame(image, output_size)
+        track_ids = self.tracker.update(
+            memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
+        )
+        instances.track_ids = track_ids
+        return instances[track_ids >= 0]
+
+    def inference_video(self, video: dict) -> dict:
+        """One video dict (``"image"``: list of (C, H, W) frames, ``"height"``, ``"width"``) ->
+        ``{"image_size", "pred_scores", "pred_labels", "pred_masks"}`` (see
+        :class:`~sgnet.tracking.VideoTrackAccumulator`)."""
+        frames = video["image"]
+        output_size = (video.get("height", frames[0].shape[-2]), video.get("width", frames[0].shape[-1]))
+        memory = TrackMemory()
+        accumulator = VideoTrackAccumulator(len(frames), output_size, self.num_classes, self.track_label_rule)
+        for frame_index, frame in enumerate(frames):
+            instances = self.inference_frame(frame, output_size, memory)
+            accumulator.add(frame_index, instances.track_ids, instances.scores, instances.pred_classes, instances.pred_masks)
+        return accumulator.result()
