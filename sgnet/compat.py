@@ -23,6 +23,15 @@ __all__ = ["apply", "MissingExtensionModule", "applied"]
 applied = []
 
 
+# Build-information queries (detectron2's `collect_env_info`, called by `default_setup`) answer
+# truthfully instead of raising: they describe the build, they are not ops.
+_BUILD_INFO = {
+    "get_compiler_version": "none (python-only detectron2, no compiled extension)",
+    "get_cuda_version": "none (python-only detectron2, no compiled extension)",
+    "has_cuda": False,
+}
+
+
 class MissingExtensionModule(types.ModuleType):
     """Stands in for ``detectron2._C``: importable, but every op raises when called."""
 
@@ -31,6 +40,8 @@ class MissingExtensionModule(types.ModuleType):
         # `__file__` etc., and a callable answer there crashes `import torchvision`.
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
+        if name in _BUILD_INFO:
+            return lambda: _BUILD_INFO[name]
 
         def missing_op(*args, **kwargs):
             raise RuntimeError(

@@ -19,9 +19,6 @@ def _add_input_config(cfg):
     # Training pairs: the reference frame is drawn from frames within this many frames of the key
     # frame; 0 means any other frame of the video (release behaviour).
     cfg.INPUT.SAMPLING_FRAME_RANGE = 0
-    # Max attempts to draw a key frame holding at least one trainable object before the mapper
-    # moves on to another video (see sgnet.data.dataset_mapper).
-    cfg.INPUT.SAMPLING_MAX_ATTEMPTS = 10
 
 
 def _add_model_config(cfg):

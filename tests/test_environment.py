@@ -61,9 +61,12 @@ def test_python_only_detectron2_gets_a_placeholder_extension():
         except RuntimeError as e:
             print("error:", e)
         print(hasattr(_C, "__file__"))
+        from detectron2.utils.collect_env import collect_env_info
+        print("has_cuda:", _C.has_cuda(), "| env report:", "detectron2._C" not in collect_env_info())
         """
     )
-    applied, linear, error, has_file = result.stdout.strip().splitlines()
+    applied, linear, error, has_file, env_report = result.stdout.strip().splitlines()
+    assert env_report == "has_cuda: False | env report: True"
     assert applied == "['PIL.Image.LINEAR alias', 'detectron2._C placeholder']"
     assert linear == "True"
     assert error.startswith("error: detectron2._C.nms_rotated was called")

@@ -302,8 +302,8 @@ class SGNet(FCOS):
         ref_ids = torch.cat([x.gt_ids for x in ref_instances])
         same_pair = positives.image[:, None] == ref_pair[None, :]
         same_object = same_pair & (key_ids[:, None] == ref_ids[None, :])
-        has_match = same_object.any(dim=1)
-        targets = torch.where(has_match, same_object.float().argmax(dim=1) + 1, torch.zeros_like(key_ids))
+        # Column 0 ("new object") is the target exactly when the object is absent from the reference.
+        targets = torch.cat([~same_object.any(dim=1, keepdim=True), same_object], dim=1).float().argmax(dim=1)
         loss, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_pair, targets)
         get_event_storage().put_scalar("track_match_accuracy", float(accuracy))
         return loss

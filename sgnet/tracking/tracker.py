@@ -87,6 +87,8 @@ class OnlineTracker:
             memory.embeddings = embeddings.new_zeros(0, embeddings.shape[1])
             memory.boxes = boxes.new_zeros(0, 4)
             memory.labels = labels.new_zeros(0)
+        if num_dets == 0:
+            return labels.new_zeros(0)
         combined = self.association_scores(memory, embeddings, boxes, scores, labels)
         choice = combined.argmax(dim=1)  # 0 = new track, t + 1 = track t
         chosen_score = combined.gather(1, choice[:, None])[:, 0]

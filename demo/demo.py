@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Run SG-Net on your own video and write it back with masks, classes, scores and track ids.
+
+    python demo/demo.py --config-file configs/toy/sgnet_R18_toy.yaml --video-input in.mp4 \
+        --output out.mp4 --opts MODEL.WEIGHTS output/toy/sgnet_R18_toy/model_final.pth
+
+Frames are read, tracked, drawn and written one at a time (memory stays flat in the video's
+length). The output is an H.264 mp4 (plays in browsers and common players) or, when ``--output``
+is a folder, one PNG per frame. Exit status: 0 on success, 2 on bad input or output.
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
+
+import av
+import cv2
+import numpy as np
+import tqdm
+from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
+from detectron2.utils.colormap import colormap
+from detectron2.utils.logger import setup_logger
+from detectron2.utils.visualizer import ColorMode, Visualizer
+
+from sgnet.data import VideoFrameReader
+from sgnet.predictor import VideoPredictor
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+# One colour per track id, stable over the video (and across runs).
+TRACK_COLORS = colormap(rgb=True, maximum=1)
+
+
+
+class DemoError(Exception):
+    """Bad input or output: reported in one line, exit status 2."""
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", required=True, metavar="FILE")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video-input", help="a video file")
+    source.add_argument("--input", help="a folder of frames, or a glob pattern of frame files")
+    parser.add_argument("--output", required=True, help="output video file (.mp4) or folder for PNG frames")
+    parser.add_argument("--confidence-threshold", type=float, default=0.3, help="minimum score of drawn instances")
+    parser.add_argument("--strip", help="also save a PNG strip of --strip-frames evenly spaced output frames here")
+    parser.add_argument("--strip-frames", type=int, default=4)
+    parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
+    return parser
+
+
+def setup_cfg(args):
+    cfg = get_cfg()
+    sgnet.add_sgnet_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    return cfg
+
+
+def draw(frame_bgr: np.ndarray, instances, metadata, threshold: float) -> np.ndarray:
+    """Masks, "#id class score" labels and boxes, coloured by track id. Returns BGR."""
+    instances = instances[instances.scores >= threshold]
+    classes = metadata.get("thing_classes", None)
+    labels = [
+        f"#{track_id} {classes[c] if classes else c} {score:.0%}"
+        for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
+    ]
+    visualizer = Visualizer(frame_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
+    drawn = visualizer.overlay_instances(
+        masks=instances.pred_masks.numpy(),
+        boxes=instances.pred_boxes.tensor.numpy(),
+        labels=labels,
+        assigned_colors=[TRACK_COLORS[t % len(TRACK_COLORS)] for t in instances.track_ids.tolist()],
+        alpha=0.5,
+    )
+    return drawn.get_image()[:, :, ::-1]
+
+
+class FrameSink:
+    """Writes frames to an H.264 mp4 or to a folder of PNGs, into a temporary place that
+    :meth:`commit` moves to the destination; :meth:`discard` removes it (no partial output)."""
+
+    def __init__(self, output: str, fps: float, height: int, width: int):
+        self.output = os.path.abspath(output)
+        self.is_video = self.output.lower().endswith(VIDEO_SUFFIXES)
+        parent = os.path.dirname(self.output) if self.is_video else self.output
+        try:
+            os.makedirs(parent, exist_ok=True)
+            if self.is_video:
+                handle, self.staging = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=parent)
+                os.close(handle)
+                self.container = av.open(self.staging, "w")
+                self.stream = self.container.add_stream("libx264", rate=round(fps) or 6)
+                # yuv420p needs even sizes; the encoder pads by one pixel where needed.
+                self.stream.width, self.stream.height = width + width % 2, height + height % 2
+                self.stream.pix_fmt = "yuv420p"
+            else:
+                self.staging = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+        except OSError as e:
+            raise DemoError(f"cannot write the output {self.output}: {e}") from e
+        self.count = 0
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        if self.is_video:
+            padded = np.pad(frame_bgr, ((0, frame_bgr.shape[0] % 2), (0, frame_bgr.shape[1] % 2), (0, 0)), mode="edge")
+            for packet in self.stream.encode(av.VideoFrame.from_ndarray(padded, format="bgr24")):
+                self.container.mux(packet)
+        else:
+            cv2.imwrite(os.path.join(self.staging, f"{self.count:06d}.png"), frame_bgr)
+        self.count += 1
+
+    def commit(self) -> str:
+        if self.is_video:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.staging, 0o666 & ~umask)  # mkstemp creates it private
+            os.replace(self.staging, self.output)
+        else:
+            for name in sorted(os.listdir(self.staging)):
+                os.replace(os.path.join(self.staging, name), os.path.join(self.output, name))
+            os.rmdir(self.staging)
+        return self.output
+
+    def discard(self) -> None:
+        if self.is_video:
+            self.container.close()
+            os.remove(self.staging)
+        else:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def run(args) -> dict:
+    cfg = setup_cfg(args)
+    source = args.video_input or args.input
+    try:
+        reader = VideoFrameReader(source)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise DemoError(str(e)) from e
+    metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__unused")
+    predictor = VideoPredictor(cfg)
+    sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
+    strip_indices = set()
+    if args.strip and reader.num_frames:
+        strip_indices = set(np.linspace(0, reader.num_frames - 1, args.strip_frames).round().astype(int).tolist())
+    strip, track_ids = [], set()
+    start = time.perf_counter()
+    try:
+        progress = tqdm.tqdm(predictor.track(reader), total=reader.num_frames, unit="frame", desc="SG-Net demo")
+        for index, (frame, instances) in enumerate(progress):
+            drawn = draw(frame, instances, metadata, args.confidence_threshold)
+            track_ids.update(instances.track_ids[instances.scores >= args.confidence_threshold].tolist())
+            sink.write(drawn)
+            if index in strip_indices:
+                strip.append(drawn)
+        if sink.count == 0:
+            raise DemoError(f"{source} has no frames")
+        output = sink.commit()
+    except BaseException as e:
+        sink.discard()
+        if isinstance(e, (OSError, RuntimeError, ValueError)) and not isinstance(e, DemoError):
+            raise DemoError(f"{e} (the partial output was removed; nothing was written to {sink.output})") from e
+        raise
+    elapsed = time.perf_counter() - start
+    summary = {"frames": sink.count, "tracks": len(track_ids), "mean_fps": round(sink.count / elapsed, 2), "output": output}
+    if args.strip and strip:
+        os.makedirs(os.path.dirname(os.path.abspath(args.strip)), exist_ok=True)
+        cv2.imwrite(args.strip, np.concatenate(strip, axis=1))
+        summary["strip"] = os.path.abspath(args.strip)
+    return summary
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logger(name="sgnet")
+    setup_logger(name="fvcore")
+    try:
+        summary = run(args)
+    except DemoError as e:
+        print(f"demo.py: error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['output']} "
+        f"({summary['mean_fps']} frames/s)" + (f"; strip: {summary['strip']}" if "strip" in summary else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Dataset loading and registration (YouTube-VIS format); importing it registers the builtins."""
+
+from . import builtin  # noqa: F401  (registration)
+from .ytvis import (
+    get_ytvis_dataset_dicts,
+    load_ytvis_json,
+    mask_to_uncompressed_rle,
+    register_ytvis_instances,
+    segmentation_to_mask,
+    segmentation_to_rle,
+    trainable_frame_indices,
+)
+
+__all__ = [
+    "get_ytvis_dataset_dicts",
+    "load_ytvis_json",
+    "mask_to_uncompressed_rle",
+    "register_ytvis_instances",
+    "segmentation_to_mask",
+    "segmentation_to_rle",
+    "trainable_frame_indices",
+]

@@ -1,0 +1,146 @@
+"""Builtin datasets, registered on ``import sgnet`` under ``$DETECTRON2_DATASETS`` (default
+``./datasets``), in the layout detectron2 video projects use::
+
+    datasets/ytvis_2019/{train,valid}.json  + {train,valid}/JPEGImages/<video>/<frame>.jpg
+    datasets/ytvis_2021/{train,valid}.json  + ...
+    datasets/ytvis_2022/valid.json          + valid/JPEGImages/...
+    datasets/ovis/annotations/annotations_{train,valid}.json + {train,valid}/<video>/<frame>.jpg
+    datasets/sgnet_toy/{train,valid}.json   + ...   (generated on first use)
+
+Registration touches no file. The category lists are metadata defaults; the categories of the
+json win when a split is loaded.
+"""
+
+import functools
+import os
+
+from .ytvis import load_ytvis_json, register_ytvis_instances, thing_colors_for
+
+__all__ = [
+    "register_all_ytvis",
+    "register_sgnet_toy",
+    "builtin_metadata",
+    "toy_dataset_paths",
+    "SYNTHETIC_CLASSES",
+]
+
+YTVIS_2019_CLASSES = (
+    "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
+    "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
+    "motorbike", "giraffe", "leopard", "fox", "deer", "owl", "surfboard", "airplane", "truck",
+    "zebra", "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog", "eagle",
+    "earless_seal", "tennis_racket",
+)  # fmt: skip
+YTVIS_2021_CLASSES = (
+    "airplane", "bear", "bird", "boat", "car", "cat", "cow", "deer", "dog", "duck",
+    "earless_seal", "elephant", "fish", "flying_disc", "fox", "frog", "giant_panda", "giraffe",
+    "horse", "leopard", "lizard", "monkey", "motorbike", "mouse", "parrot", "person", "rabbit",
+    "shark", "skateboard", "snake", "snowboard", "squirrel", "surfboard", "tennis_racket", "tiger",
+    "train", "truck", "turtle", "whale", "zebra",
+)  # fmt: skip
+OVIS_CLASSES = (
+    "Person", "Bird", "Cat", "Dog", "Horse", "Sheep", "Cow", "Elephant", "Bear", "Zebra",
+    "Giraffe", "Poultry", "Giant_panda", "Lizard", "Parrot", "Monkey", "Rabbit", "Tiger", "Fish",
+    "Turtle", "Bicycle", "Motorcycle", "Airplane", "Boat", "Vehical",
+)  # fmt: skip
+
+# The shapes drawn by sgnet.data.synthetic (category ids 1, 2, 3).
+SYNTHETIC_CLASSES = ("disc", "square", "triangle")
+
+# dataset: (category names, download page)
+_DATASETS = {
+    "ytvis_2019": (YTVIS_2019_CLASSES, "https://youtube-vos.org/dataset/vis/"),
+    "ytvis_2021": (YTVIS_2021_CLASSES, "https://youtube-vos.org/dataset/vis/"),
+    "ytvis_2022": (YTVIS_2021_CLASSES, "https://youtube-vos.org/dataset/vis/"),  # same categories
+    "ovis": (OVIS_CLASSES, "https://songbai.site/ovis/"),
+}
+# split: (json file, image root), relative to the datasets root
+_BUILTIN_SPLITS = {
+    "ytvis_2019_train": ("ytvis_2019/train.json", "ytvis_2019/train/JPEGImages"),
+    "ytvis_2019_val": ("ytvis_2019/valid.json", "ytvis_2019/valid/JPEGImages"),
+    "ytvis_2021_train": ("ytvis_2021/train.json", "ytvis_2021/train/JPEGImages"),
+    "ytvis_2021_val": ("ytvis_2021/valid.json", "ytvis_2021/valid/JPEGImages"),
+    "ytvis_2022_val": ("ytvis_2022/valid.json", "ytvis_2022/valid/JPEGImages"),
+    "ovis_train": ("ovis/annotations/annotations_train.json", "ovis/train"),
+    "ovis_val": ("ovis/annotations/annotations_valid.json", "ovis/valid"),
+}
+_TOY_SPLITS = {"sgnet_toy_train": "train", "sgnet_toy_val": "val"}
+
+
+def builtin_metadata(classes) -> dict:
+    """Metadata of a dataset whose json category ids are 1..len(classes), in this order."""
+    return {
+        "thing_classes": list(classes),
+        "thing_colors": thing_colors_for(len(classes)),
+        "thing_dataset_id_to_contiguous_id": {i + 1: i for i in range(len(classes))},
+    }
+
+
+def _dataset_of(split_name: str) -> str:
+    return split_name.rsplit("_", 1)[0]  # "ytvis_2019_train" -> "ytvis_2019"
+
+
+def _load_downloaded_split(name, json_file, image_root):
+    for path in (json_file, image_root):
+        if not os.path.exists(path):
+            download_page = _DATASETS[_dataset_of(name)][1]
+            raise FileNotFoundError(
+                f"Dataset '{name}' expects {path}, which does not exist. Download the data from "
+                f"{download_page} and place it under $DETECTRON2_DATASETS (default ./datasets): "
+                f"annotations at {json_file}, frames in {image_root}."
+            )
+    return load_ytvis_json(json_file, image_root, name)
+
+
+def register_all_ytvis(root: str) -> None:
+    """Register the YouTube-VIS 2019/2021/2022 and OVIS splits, to be read under ``root``."""
+    for name, (json_name, image_dir) in _BUILTIN_SPLITS.items():
+        json_file, image_root = os.path.join(root, json_name), os.path.join(root, image_dir)
+        register_ytvis_instances(
+            name,
+            builtin_metadata(_DATASETS[_dataset_of(name)][0]),
+            json_file,
+            image_root,
+            loader=functools.partial(_load_downloaded_split, name, json_file, image_root),
+        )
+
+
+def toy_dataset_paths(dataset_dir: str) -> dict:
+    """Absolute paths of the splits of a synthetic dataset folder (YouTube-VIS layout):
+    ``{"train_json", "train_root", "val_json", "val_root"}``, roots being JPEGImages folders."""
+    dataset_dir = os.path.abspath(dataset_dir)
+    return {
+        "train_json": os.path.join(dataset_dir, "train.json"),
+        "train_root": os.path.join(dataset_dir, "train", "JPEGImages"),
+        "val_json": os.path.join(dataset_dir, "valid.json"),
+        "val_root": os.path.join(dataset_dir, "valid", "JPEGImages"),
+    }
+
+
+def _load_toy_split(name, dataset_dir, split):
+    # Imported here: `import sgnet` must not import the generator, or
+    # `python -m sgnet.data.synthetic` finds it already imported (runpy warns).
+    from ..synthetic import ensure_toy_dataset
+
+    paths = ensure_toy_dataset(dataset_dir)
+    return load_ytvis_json(paths[f"{split}_json"], paths[f"{split}_root"], name)
+
+
+def register_sgnet_toy(root: str) -> None:
+    """Register ``sgnet_toy_train`` / ``sgnet_toy_val``, the synthetic dataset, generated into
+    ``root/sgnet_toy`` the first time one of them is loaded."""
+    dataset_dir = os.path.abspath(os.path.join(root, "sgnet_toy"))
+    paths = toy_dataset_paths(dataset_dir)
+    for name, split in _TOY_SPLITS.items():
+        register_ytvis_instances(
+            name,
+            builtin_metadata(SYNTHETIC_CLASSES),
+            paths[f"{split}_json"],
+            paths[f"{split}_root"],
+            loader=functools.partial(_load_toy_split, name, dataset_dir, split),
+        )
+
+
+_root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+register_all_ytvis(_root)
+register_sgnet_toy(_root)

@@ -1,0 +1,494 @@
+"""The YouTube-VIS metric and evaluator, against hand-computed values.
+
+Ground truth is written in the official annotation format (uncompressed RLE, `areas`, null for
+absent frames); results in the official results format (compressed RLE strings).
+"""
+import json
+import logging
+import math
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+import torch
+
+import sgnet.evaluation  # noqa: F401  (before detectron2: applies sgnet's compat layer)
+from detectron2.data import MetadataCatalog
+from sgnet.evaluation import (
+    YTVISEvaluator,
+    compute_video_overlaps,
+    count_identity_switches,
+    encode_masks,
+    evaluate_ytvis,
+    load_ground_truth,
+    load_results,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+H, W = 10, 12  # frame size of the small cases
+
+
+# ---------------------------------------------------------------- building files
+
+
+def box(y0, y1, x0, x1, height=H, width=W) -> np.ndarray:
+    """(height, width) bool mask of rows y0:y1, columns x0:x1."""
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def uncompressed_rle(mask: np.ndarray) -> dict:
+    """The official annotation files' encoding: column-major runs, starting with zeros."""
+    flat = mask.flatten(order="F").astype(np.int8)
+    boundaries = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
+    runs = np.diff(boundaries).tolist()
+    return {"counts": ([0] + runs) if flat[0] else runs, "size": list(mask.shape)}
+
+
+def gt_track(video_id, category_id, masks, iscrowd=0) -> dict:
+    return {"video_id": video_id, "category_id": category_id, "masks": masks, "iscrowd": iscrowd}
+
+
+def ground_truth(tracks, videos=None, num_categories=2) -> dict:
+    """
+    An annotation file. `videos` maps video id -> (length, height, width); by default, every
+    video the tracks name, at the size of their masks.
+    """
+    if videos is None:
+        videos = {}
+        for t in tracks:
+            mask = next(m for m in t["masks"] if m is not None)
+            videos[t["video_id"]] = (len(t["masks"]), *mask.shape)
+    annotations = [
+        {
+            "id": index + 1,
+            "video_id": t["video_id"],
+            "category_id": t["category_id"],
+            "iscrowd": t["iscrowd"],
+            "segmentations": [None if m is None else uncompressed_rle(m) for m in t["masks"]],
+            "areas": [None if m is None else int(m.sum()) for m in t["masks"]],
+        }
+        for index, t in enumerate(tracks)
+    ]
+    return {
+        "videos": [
+            {"id": vid, "length": length, "height": h, "width": w,
+             "file_names": [f"{vid}/{i:05d}.jpg" for i in range(length)]}
+            for vid, (length, h, w) in videos.items()
+        ],
+        "annotations": annotations,
+        "categories": [{"id": c, "name": f"class{c}"} for c in range(1, num_categories + 1)],
+    }
+
+
+def result(video_id, category_id, score, masks) -> dict:
+    return {"video_id": video_id, "category_id": category_id, "score": score,
+            "segmentations": encode_masks(masks)}
+
+
+def segm(metrics: dict) -> dict:
+    return metrics["segm"]
+
+
+# ---------------------------------------------------------------- the metric
+
+
+def test_perfect_predictions_score_100():
+    a = [box(0, 4, 0, 4), box(1, 5, 1, 5), None]
+    b = [None, box(5, 9, 6, 12), box(6, 10, 6, 12)]
+    c = [box(2, 8, 2, 8)] * 3
+    truth = ground_truth([gt_track(1, 1, a), gt_track(1, 2, b), gt_track(2, 1, c)])
+    results = [result(1, 1, 0.9, a), result(1, 2, 0.5, b), result(2, 1, 0.7, c)]
+    metrics = evaluate_ytvis(truth, results)
+    for name in ("AP", "AP50", "AP75", "APs", "AR1", "AR10"):
+        assert segm(metrics)[name] == pytest.approx(100.0), name
+    # every track is small (< 128^2): medium and large have no ground truth
+    assert math.isnan(segm(metrics)["APm"]) and math.isnan(segm(metrics)["APl"])
+    assert metrics["tracking"] == {"IDSW": 0, "IDSW_per_video": 0.0}
+
+
+def test_missing_frame_video_iou_arithmetic():
+    # frame 0: identical (I 20, U 20); frame 1: shifted one column (I 16, U 24);
+    # frame 2: prediction missing (U += 20); frame 3: only the prediction, area 6 (U += 6).
+    truth_masks = [box(2, 6, 2, 7), box(2, 6, 2, 7), box(2, 6, 2, 7), None]
+    predicted = [box(2, 6, 2, 7), box(2, 6, 3, 8), None, box(0, 2, 0, 3)]
+    truth = ground_truth([gt_track(1, 1, truth_masks)])
+    results = [result(1, 1, 0.8, predicted)]
+
+    gt = load_ground_truth(truth)
+    overlaps = compute_video_overlaps(load_results(results, gt), gt.tracks, num_frames=4)
+    assert overlaps.iou[0, 0] == (20 + 16) / (20 + 24 + 20 + 6)  # 0.514...
+
+    metrics = segm(evaluate_ytvis(truth, results))
+    # a match at IoU threshold 0.50 only: 1 of 10 thresholds
+    assert metrics["AP50"] == pytest.approx(100.0) and metrics["AP75"] == pytest.approx(0.0)
+    assert metrics["AP"] == pytest.approx(10.0) and metrics["AR1"] == pytest.approx(10.0)
+
+
+def test_identity_swapped_halfway_is_a_miss_and_two_switches():
+    left, right = box(0, 4, 0, 4), box(0, 4, 6, 10)
+    first, second = [left, left, right, right], [right, right, left, left]
+    truth = ground_truth([gt_track(1, 1, [left] * 4), gt_track(1, 1, [right] * 4)])
+    # each prediction follows one object for two frames, then the other one
+    results = [result(1, 1, 0.9, first), result(1, 1, 0.8, second)]
+
+    gt = load_ground_truth(truth)
+    overlaps = compute_video_overlaps(load_results(results, gt), gt.tracks, num_frames=4)
+    # per pair: I = 2 * 16, U = 2 * 16 + 2 * 32
+    np.testing.assert_allclose(overlaps.iou, np.full((2, 2), 32 / 96))
+
+    metrics = evaluate_ytvis(truth, results)
+    assert segm(metrics)["AP"] == pytest.approx(0.0) and segm(metrics)["AR10"] == pytest.approx(0.0)
+    # each ground truth: matched by one prediction, then by the other
+    assert metrics["tracking"] == {"IDSW": 2, "IDSW_per_video": 2.0}
+
+
+def test_video_iou_matches_the_official_per_frame_merge():
+    """The official ytvoseval sums pycocotools merge areas frame by frame, pair by pair."""
+    rng = np.random.default_rng(0)
+
+    def random_masks(num_frames=5):
+        return [None if rng.random() < 0.3 else rng.random((H, W)) < rng.random()
+                for _ in range(num_frames)]
+
+    truth = ground_truth(
+        [gt_track(1, 1, random_masks()) for _ in range(3)]
+        + [gt_track(1, 1, random_masks(), iscrowd=1)],
+        videos={1: (5, H, W)},
+    )
+    results = [result(1, 1, 0.5, random_masks()) for _ in range(4)]
+    gt = load_ground_truth(truth)
+    predictions = load_results(results, gt)
+
+    def official_iou(d_seq, g_seq, iscrowd):
+        intersection = union = prediction_area = 0.0
+        for d, g in zip(d_seq, g_seq):
+            if d and g:
+                intersection += mask_util.area(mask_util.merge([d, g], intersect=True))
+                union += mask_util.area(mask_util.merge([d, g], intersect=False))
+            elif d or g:
+                union += mask_util.area(d or g)
+            prediction_area += mask_util.area(d) if d else 0
+        denominator = prediction_area if iscrowd else union  # crowd: see compute_video_overlaps
+        return intersection / denominator if denominator else 0.0
+
+    expected = [
+        [official_iou(d["segmentations"], g["segmentations"], g["iscrowd"]) for g in gt.tracks]
+        for d in predictions
+    ]
+    overlaps = compute_video_overlaps(predictions, gt.tracks, num_frames=5)
+    np.testing.assert_allclose(overlaps.iou, expected, rtol=1e-12)
+
+
+def test_count_identity_switches():
+    frame_match = np.array(
+        [
+            [0, 0, -1, 0, 1, 1],  # a gap with the same prediction is no switch; then one switch
+            [-1, -1, -1, -1, -1, -1],
+            [2, 1, 2, -1, -1, 2],
+        ]
+    )
+    assert count_identity_switches(frame_match) == [1, 0, 2]
+
+
+def test_duplicate_prediction_is_one_tp_one_fp():
+    first, second = [box(0, 4, 0, 4)] * 2, [box(3, 9, 3, 9)] * 2
+    truth = ground_truth([gt_track(1, 1, first), gt_track(2, 1, second)])
+    results = [result(1, 1, 0.9, first), result(1, 1, 0.8, first), result(2, 1, 0.7, second)]
+    metrics = segm(evaluate_ytvis(truth, results))
+    # by score: TP, FP, TP -> recall 1/2, 1/2, 1 at precision 1, 1/2, 2/3. Interpolated precision
+    # is 1 at the 51 recall points 0.00..0.50 and 2/3 at the 50 points 0.51..1.00.
+    expected = 100 * (51 * 1 + 50 * 2 / 3) / 101
+    for name in ("AP", "AP50", "AP75"):
+        assert metrics[name] == pytest.approx(expected), name
+    assert metrics["AR1"] == pytest.approx(100.0)  # the duplicate is second in its video
+
+
+def test_small_medium_large_split():
+    size = dict(height=320, width=320)
+    small = [box(0, 100, 0, 100, **size)] * 2  # 10000 < 128^2
+    medium = [box(0, 150, 0, 150, **size)] * 2  # 22500 in [128^2, 256^2]
+    # 90000 > 256^2. The absent frame does not count in the mean area (else 45000: medium).
+    large = [box(0, 300, 0, 300, **size), None]
+    truth = ground_truth([gt_track(1, 1, small), gt_track(2, 1, medium), gt_track(3, 1, large)])
+    results = [result(1, 1, 0.9, small), result(3, 1, 0.8, large)]  # the medium one is missed
+    metrics = segm(evaluate_ytvis(truth, results))
+    assert (metrics["APs"], metrics["APm"], metrics["APl"]) == pytest.approx((100, 0, 100))
+    # all areas: recall 1/3, 2/3 at precision 1 -> the 67 recall points 0.00..0.66 at precision 1
+    assert metrics["AP"] == pytest.approx(100 * 67 / 101)
+
+
+def test_crowd_ground_truth_is_ignored():
+    person = [box(0, 3, 0, 3)] * 3
+    crowd = [box(4, 10, 0, 12)] * 3
+    # inside the crowd region except one row (5 pixels) of frame 0; absent in the last frame
+    in_crowd = [box(3, 7, 0, 5), box(5, 9, 0, 5), None]
+    truth = ground_truth([gt_track(1, 1, person), gt_track(1, 1, crowd, iscrowd=1)])
+    results = [result(1, 1, 0.95, in_crowd), result(1, 1, 0.9, person)]
+
+    gt = load_ground_truth(truth)
+    overlaps = compute_video_overlaps(load_results(results, gt)[:1], gt.tracks, num_frames=3)
+    # crowd: intersection over the prediction's area, summed over frames: (15 + 20) / (20 + 20)
+    assert overlaps.iou[0, 1] == 35 / 40
+
+    metrics = evaluate_ytvis(truth, results)
+    # IoU thresholds <= 0.85: the first prediction matches the crowd and is ignored: AP 100.
+    # 0.90 and 0.95: it is a false positive ranked before the true one: AP 50.
+    # (Without crowd handling, or with the plain video IoU 35 / 221, AP would be 50.)
+    assert segm(metrics)["AP"] == pytest.approx((8 * 100 + 2 * 50) / 10)
+    assert segm(metrics)["AP50"] == pytest.approx(100.0)
+    assert segm(metrics)["AR10"] == pytest.approx(100.0)
+    assert metrics["tracking"]["IDSW"] == 0
+
+
+def test_empty_results_give_zero():
+    truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+    metrics = evaluate_ytvis(truth, [])
+    assert segm(metrics)["AP"] == pytest.approx(0.0) and segm(metrics)["AR10"] == pytest.approx(0.0)
+    assert metrics["tracking"]["IDSW"] == 0
+
+
+def test_ground_truth_without_annotations_is_refused():
+    truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+    truth["annotations"] = []
+    with pytest.raises(ValueError, match="no annotations"):
+        evaluate_ytvis(truth, [])
+
+
+def _corrupt(record, **changes):
+    return {**record, **changes}
+
+
+_GOOD = result(1, 1, 0.5, [box(0, 4, 0, 4), None])
+_FRAME = _GOOD["segmentations"][0]
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (_corrupt(_GOOD, video_id=7), r"result record 1 \(video_id=7\): unknown video_id"),
+        (_corrupt(_GOOD, category_id=9), r"video_id=1\): unknown category_id 9"),
+        (_corrupt(_GOOD, score=float("nan")), r"score must be a finite number, got nan"),
+        (_corrupt(_GOOD, segmentations=[_FRAME]), r"got 1, the video has 2 frames"),
+        (_corrupt(_GOOD, segmentations=[None, {"size": [4, 4], "counts": _FRAME["counts"]}]),
+         r"frame 1: RLE size \[4, 4\] differs"),
+        (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": "{{ !"}, None]),
+         r"frame 0: malformed compressed RLE: 'counts' is not a sequence"),
+        (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": "oooo"}, None]),  # unterminated
+         r"frame 0: malformed compressed RLE: 'counts' is not a sequence"),
+        (_corrupt(_GOOD, segmentations=[None, {"size": [H, W], "counts": _FRAME["counts"] + "1"}]),
+         r"frame 1: malformed compressed RLE: runs add up to \d+, not 10\*12"),
+        (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": [3, 2]}, None]),
+         r"runs add up to 5, not 10\*12"),
+        ({"video_id": 1, "score": 0.5}, r"missing \['category_id', 'segmentations'\]"),
+    ],
+)
+def test_bad_results_name_the_record_and_problem(record, message):
+    truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+    with pytest.raises(ValueError, match=message):
+        evaluate_ytvis(truth, [_GOOD, record])
+
+
+def test_per_class_ap():
+    a, b = [box(0, 4, 0, 4)] * 2, [box(5, 9, 5, 9)] * 2
+    truth = ground_truth([gt_track(1, 1, a), gt_track(1, 2, b)])
+    metrics = segm(evaluate_ytvis(truth, [result(1, 1, 0.9, a)], per_class=True))
+    assert (metrics["AP-class1"], metrics["AP-class2"]) == pytest.approx((100, 0))
+    assert metrics["AP"] == pytest.approx(50.0)
+
+
+def test_cli_prints_metrics_json_last(tmp_path):
+    a = [box(0, 4, 0, 4), None]
+    truth = ground_truth([gt_track(1, 1, a), gt_track(1, 2, [box(5, 9, 5, 9)] * 2)])
+    (tmp_path / "gt.json").write_text(json.dumps(truth))
+    (tmp_path / "results.json").write_text(json.dumps([result(1, 1, 0.9, a)]))
+    process = subprocess.run(
+        [sys.executable, "-m", "sgnet.evaluation.ytvis_eval", "--gt", str(tmp_path / "gt.json"),
+         "--results", str(tmp_path / "results.json"), "--per-class"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    printed = json.loads(process.stdout.strip().splitlines()[-1])
+    assert printed["segm"]["AP"] == pytest.approx(50.0)
+    assert printed["segm"]["AP-class2"] == pytest.approx(0.0)
+    assert printed["segm"]["APm"] is None  # NaN (no medium ground truth) is written as null
+    assert printed["tracking"] == {"IDSW": 0, "IDSW_per_video": 0.0}
+    assert "RuntimeWarning" not in process.stderr
+
+
+# ---------------------------------------------------------------- the detectron2 evaluator
+
+
+def _register(name: str, json_file: Path, num_categories=2):
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+    # dataset ids 1..C <-> contiguous ids in reverse, so that a missed inversion shows
+    dataset_ids = range(1, num_categories + 1)
+    MetadataCatalog.get(name).set(
+        json_file=str(json_file),
+        thing_dataset_id_to_contiguous_id={c: num_categories - c for c in dataset_ids},
+        thing_classes=[f"class{c}" for c in range(num_categories, 0, -1)],
+        evaluator_type="ytvis",
+    )
+
+
+def _video_input(video_id, length, height=H, width=W):
+    return {"video_id": video_id, "length": length, "height": height, "width": width}
+
+
+def _model_output(tracks, height=H, width=W):
+    """tracks: (score, contiguous label, per-frame numpy masks or None)."""
+    return {
+        "image_size": (height, width),
+        "pred_scores": [score for score, _, _ in tracks],
+        "pred_labels": [label for _, label, _ in tracks],
+        "pred_masks": [masks for _, _, masks in tracks],
+    }
+
+
+# The duplicate-prediction case as model outputs: expected AP 100 * (51 + 50 * 2/3) / 101.
+_FIRST, _SECOND = [box(0, 4, 0, 4), None, box(1, 5, 1, 5)], [box(3, 9, 3, 9)] * 3
+DUPLICATE_CASE_AP = 100 * (51 + 50 * 2 / 3) / 101
+
+
+def duplicate_case_truth() -> dict:
+    return ground_truth([gt_track(1, 1, _FIRST), gt_track(2, 1, _SECOND)])
+
+
+def duplicate_case_model_io():
+    """Inputs and outputs per video. Dataset category 1 is contiguous label 1 (see _register)."""
+    as_tensors = [None if m is None else torch.from_numpy(m) for m in _FIRST]
+    return [
+        (_video_input(1, 3), _model_output([(0.9, 1, as_tensors), (0.8, 1, _FIRST)])),
+        (_video_input(2, 3), _model_output([(0.7, 1, [m.astype(np.uint8) for m in _SECOND])])),
+    ]
+
+
+def test_evaluator_round_trip_and_files(tmp_path):
+    (tmp_path / "gt.json").write_text(json.dumps(duplicate_case_truth()))
+    _register("ytvis_eval_test_round_trip", tmp_path / "gt.json")
+    evaluator = YTVISEvaluator("ytvis_eval_test_round_trip", output_dir=str(tmp_path / "out"))
+    evaluator.reset()
+    for video, output in duplicate_case_model_io():
+        evaluator.process([video], [output])
+    metrics = evaluator.evaluate()
+
+    assert set(metrics) == {"segm"}
+    assert list(metrics["segm"]) == ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
+    assert metrics["segm"]["AP"] == pytest.approx(DUPLICATE_CASE_AP)
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["video_id"], r["category_id"], r["score"]) for r in written] == [
+        (1, 1, 0.9), (1, 1, 0.8), (2, 1, 0.7)
+    ]
+    assert written[0]["segmentations"][1] is None
+    assert isinstance(written[0]["segmentations"][0]["counts"], str)
+    with zipfile.ZipFile(tmp_path / "out" / "results.zip") as archive:
+        assert archive.namelist() == ["results.json"]
+        assert json.loads(archive.read("results.json")) == written
+
+
+def test_evaluator_without_ground_truth_writes_files_only(tmp_path, caplog):
+    truth = duplicate_case_truth()
+    del truth["annotations"]
+    (tmp_path / "valid.json").write_text(json.dumps(truth))
+    _register("ytvis_eval_test_no_gt", tmp_path / "valid.json")
+    evaluator = YTVISEvaluator("ytvis_eval_test_no_gt", output_dir=str(tmp_path))
+    evaluator.reset()
+    video, output = duplicate_case_model_io()[0]
+    evaluator.process([video], [output])
+    with caplog.at_level(logging.INFO, logger="sgnet.evaluation"):
+        assert evaluator.evaluate() == {}
+    assert "no ground-truth annotations" in caplog.text
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 2
+
+
+def test_evaluator_refuses_outputs_not_at_original_resolution(tmp_path):
+    (tmp_path / "gt.json").write_text(json.dumps(duplicate_case_truth()))
+    _register("ytvis_eval_test_resolution", tmp_path / "gt.json")
+    evaluator = YTVISEvaluator("ytvis_eval_test_resolution")
+    output = _model_output([(0.9, 1, [box(0, 2, 0, 2, 5, 6)] * 3)], height=5, width=6)
+    with pytest.raises(ValueError, match=r"video 1: results must be at the original resolution"):
+        evaluator.process([_video_input(1, 3)], [output])
+
+
+def test_evaluator_reads_the_category_map_at_first_use(tmp_path):
+    # A dataset registration may set the map only when the dataset is loaded.
+    (tmp_path / "gt.json").write_text(json.dumps(duplicate_case_truth()))
+    MetadataCatalog.get("ytvis_eval_test_late_map").set(json_file=str(tmp_path / "gt.json"))
+    evaluator = YTVISEvaluator("ytvis_eval_test_late_map", distributed=False)
+    MetadataCatalog.get("ytvis_eval_test_late_map").set(
+        thing_dataset_id_to_contiguous_id={1: 1, 2: 0}
+    )
+    evaluator.reset()
+    for video, output in duplicate_case_model_io():
+        evaluator.process([video], [output])
+    assert evaluator.evaluate()["segm"]["AP"] == pytest.approx(DUPLICATE_CASE_AP)
+
+
+def _distributed_worker(rank, world_size, init_file, json_file, result_file):
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    try:
+        _register("ytvis_eval_test_distributed", Path(json_file))
+        evaluator = YTVISEvaluator("ytvis_eval_test_distributed")
+        evaluator.reset()
+        # contiguous shards, as detectron2's InferenceSampler gives them
+        video, output = duplicate_case_model_io()[rank]
+        evaluator.process([video], [output])
+        metrics = evaluator.evaluate()
+        if rank == 0:
+            Path(result_file).write_text(json.dumps(metrics))
+        else:
+            assert metrics == {}
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_evaluation_matches_single_process(tmp_path):
+    (tmp_path / "gt.json").write_text(json.dumps(duplicate_case_truth()))
+    torch.multiprocessing.spawn(
+        _distributed_worker,
+        args=(2, str(tmp_path / "init"), str(tmp_path / "gt.json"), str(tmp_path / "m.json")),
+        nprocs=2,
+    )
+    _register("ytvis_eval_test_single", tmp_path / "gt.json")
+    evaluator = YTVISEvaluator("ytvis_eval_test_single", distributed=False)
+    evaluator.reset()
+    for video, output in duplicate_case_model_io():
+        evaluator.process([video], [output])
+    single = evaluator.evaluate()
+    assert (tmp_path / "m.json").read_text() == json.dumps(single)  # text: NaN != NaN
+    assert single["segm"]["AP"] == pytest.approx(DUPLICATE_CASE_AP)
+
+
+def test_synthetic_dataset_round_trip_scores_100(tmp_path):
+    from sgnet.data.synthetic import generate_synthetic_ytvis
+
+    files = generate_synthetic_ytvis(
+        str(tmp_path), num_train_videos=1, num_val_videos=3, num_frames=4, height=48, width=64
+    )
+    with open(files["val_json"]) as f:
+        truth = json.load(f)
+    assert truth["annotations"]
+    sizes = {v["id"]: (v["height"], v["width"]) for v in truth["videos"]}
+    # results from the ground truth's own masks, decoded and encoded as the evaluator does
+    results = []
+    for a in truth["annotations"]:
+        size = sizes[a["video_id"]]
+        masks = [None if s is None else _decode(s, *size) for s in a["segmentations"]]
+        results.append(result(a["video_id"], a["category_id"], 1.0, masks))
+    metrics = segm(evaluate_ytvis(files["val_json"], results))
+    assert metrics["AP"] == pytest.approx(100.0) and metrics["AP75"] == pytest.approx(100.0)
+
+
+def _decode(segmentation, height, width) -> np.ndarray:
+    rle = mask_util.frPyObjects(segmentation, height, width)
+    return mask_util.decode(mask_util.merge(rle) if isinstance(rle, list) else rle)

@@ -1,0 +1,201 @@
+"""SG-Net end to end on CPU: overfitting one pair, then detecting, segmenting and tracking;
+gradients, degenerate batches, checkpoints, and the ROI-free claim."""
+import ast
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+
+import sgnet.modeling
+from sgnet.tracking import TrackMemory
+
+from model_fixtures import pair_sample, tiny_cfg, two_object_scene
+
+OVERFIT_ITERATIONS = 200
+
+
+def train(model, batch, iterations, lr=0.01):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    model.train()
+    history = []
+    with EventStorage() as storage:
+        for _ in range(iterations):
+            losses = model(batch)
+            total = sum(losses.values())
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            storage.step()
+            history.append({k: float(v) for k, v in losses.items()})
+        accuracy = storage.history("track_match_accuracy").latest()
+    return history, accuracy
+
+
+@pytest.fixture(scope="module")
+def overfit():
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg())
+    history, accuracy = train(model, [pair_sample(key_shift=0, ref_shift=6)], OVERFIT_ITERATIONS)
+    return model.eval(), history, accuracy
+
+
+def mask_iou(a, b):
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
+
+
+def test_overfit_drives_the_loss_down_five_fold(overfit):
+    _, history, accuracy = overfit
+    first = sum(history[0].values())
+    last = sum(sum(h.values()) for h in history[-5:]) / 5
+    assert first / last >= 5, (first, last, history[-1])
+    assert accuracy == 1.0
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in history)
+
+
+def test_overfit_model_detects_segments_and_tracks_a_five_frame_video(overfit):
+    model, _, _ = overfit
+    shifts = [0, 2, 4, 6, 8]
+    scenes = [two_object_scene(s) for s in shifts]
+    with torch.no_grad():
+        output = model([{"image": [image for image, _ in scenes], "height": 128, "width": 160}])[0]
+    assert output["image_size"] == (128, 160)
+    # One track per object, same track over all five frames, right class, good masks.
+    for object_index, expected_label in enumerate([0, 1]):
+        best_track = max(
+            range(len(output["pred_masks"])),
+            key=lambda t: sum(
+                mask_iou(m, gt.gt_masks.tensor[object_index]) for m, (_, gt) in zip(output["pred_masks"][t], scenes) if m is not None
+            ),
+        )
+        frames = output["pred_masks"][best_track]
+        assert all(m is not None for m in frames), f"object {object_index} lost in some frame"
+        ious = [mask_iou(m, gt.gt_masks.tensor[object_index]) for m, (_, gt) in zip(frames, scenes)]
+        assert min(ious) > 0.5, ious
+        assert output["pred_labels"][best_track] == expected_label
+        assert output["pred_scores"][best_track] > 0.3
+
+
+def test_streaming_api_matches_the_video_forward(overfit):
+    model, _, _ = overfit
+    frames = [two_object_scene(s)[0] for s in (0, 3, 6)]
+    memory = TrackMemory()
+    with torch.no_grad():
+        streamed = [model.inference_frame(frame, (128, 160), memory) for frame in frames]
+        video = model([{"image": frames, "height": 128, "width": 160}])[0]
+    for frame_index, instances in enumerate(streamed):
+        for track_id, mask in zip(instances.track_ids.tolist(), instances.pred_masks):
+            assert torch.equal(video["pred_masks"][track_id][frame_index], mask)
+
+
+def test_every_parameter_receives_a_gradient():
+    """Unused parameters break DistributedDataParallel: every one must be in the graph."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg())
+    model.train()
+    with EventStorage():
+        losses = model([pair_sample(0, 4), pair_sample(2, 8)])
+    sum(losses.values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    # Only the per-level box scales of levels without any positive may see an all-zero gradient.
+    zero = [name for name, p in model.named_parameters() if p.requires_grad and not p.grad.abs().sum() > 0]
+    assert all(re.fullmatch(r"head\.scales\.\d\.scale", name) for name in zero), zero
+
+
+def degenerate_batches():
+    empty = pair_sample(0, 4)
+    empty["instances"] = [x[[]] for x in empty["instances"]]
+    absent_in_ref = pair_sample(0, 4)
+    absent_in_ref["instances"][1] = absent_in_ref["instances"][1][[]]
+    crowd_only = pair_sample(0, 4)
+    for instances in crowd_only["instances"]:
+        instances.gt_crowd[:] = True
+    tiny_boxes = pair_sample(0, 4)
+    tiny_boxes["instances"][0].gt_boxes.tensor[:, 2:] = tiny_boxes["instances"][0].gt_boxes.tensor[:, :2] + 0.5
+    return {"no objects": [empty], "key objects absent from ref": [absent_in_ref], "crowd only": [crowd_only], "degenerate boxes": [tiny_boxes]}
+
+
+@pytest.mark.parametrize("case", list(degenerate_batches()))
+def test_degenerate_batches_give_finite_losses_and_gradients(case):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg())
+    model.train()
+    with EventStorage():
+        losses = model(degenerate_batches()[case])
+    assert set(losses) == {"loss_fcos_cls", "loss_fcos_loc", "loss_fcos_ctr", "loss_mask", "loss_track"}
+    for name, value in losses.items():
+        assert torch.isfinite(value), (case, name, value)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_no_roi_align_or_roi_pooler_anywhere_in_the_model():
+    from detectron2.layers import ROIAlign
+    from detectron2.modeling.poolers import ROIPooler
+    from torchvision.ops import RoIAlign, RoIPool
+
+    model = build_model(tiny_cfg())
+    assert not [m for m in model.modules() if isinstance(m, (ROIAlign, ROIPooler, RoIAlign, RoIPool))]
+    # And no code of the model names one (docstrings may say that there is none).
+    pattern = re.compile(r"roi_?align|roi_?pool", re.IGNORECASE)
+    offenders = []
+    for source in Path(sgnet.modeling.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [getattr(node, "id", None), getattr(node, "attr", None), getattr(node, "module", None)]
+            names += [alias.name for alias in getattr(node, "names", [])] if isinstance(node, (ast.Import, ast.ImportFrom)) else []
+            offenders += [f"{source.name}: {n}" for n in names if isinstance(n, str) and pattern.search(n)]
+    assert offenders == []
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg())
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("model_final")
+    torch.manual_seed(1)
+    restored = build_model(tiny_cfg())
+    DetectionCheckpointer(restored).load(str(tmp_path / "model_final.pth"))
+    for (name, a), (_, b) in zip(model.state_dict().items(), restored.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def to_caffe2_name(name: str) -> str:
+    """detectron2 ResNet parameter name -> name in detectron2's ImageNet ``R-50.pkl``."""
+    name = name.replace("stem.conv1.norm.", "res_conv1_bn_").replace("stem.conv1.", "conv1_")
+    name = name.replace(".shortcut.", "_branch1_")
+    for index, letter in enumerate("abc", start=1):
+        name = name.replace(f".conv{index}.", f"_branch2{letter}_")
+    name = re.sub(r"^(res\d)\.(\d+)", r"\1_\2", name)
+    name = name.replace("_norm.", "_bn_").replace("norm.", "bn_")
+    return name.replace("weight", "w").replace("bias", "b").replace("bn_w", "bn_s")
+
+
+def test_loading_imagenet_backbone_weights_leaves_only_head_keys_missing(tmp_path):
+    """The real configs start from detectron2's caffe2-format ImageNet R-50: a pickle with
+    {"blobs": {c2 name: array}}. Loading it must fill the ResNet and report only FPN and head
+    parameters as missing."""
+    cfg = tiny_cfg(**{"MODEL.RESNETS.DEPTH": 50, "MODEL.RESNETS.RES2_OUT_CHANNELS": 256, "MODEL.RESNETS.NORM": "FrozenBN"})
+    torch.manual_seed(0)
+    source = build_model(cfg)
+    bottom_up = {
+        to_caffe2_name(k): v.numpy()
+        for k, v in source.backbone.bottom_up.state_dict().items()
+        if not k.endswith(("running_mean", "running_var"))  # MSRA weights carry only scale/bias
+    }
+    weights = tmp_path / "R-50.pkl"
+    weights.write_bytes(pickle.dumps({"blobs": bottom_up, "__author__": "test"}))
+
+    model = build_model(cfg)
+    checkpointer = DetectionCheckpointer(model)
+    incompatible = checkpointer._load_model(checkpointer._load_file(str(weights)))
+    assert incompatible.unexpected_keys == []
+    missing_prefixes = {k.split(".")[0] if not k.startswith("backbone.") else ".".join(k.split(".")[:2]) for k in incompatible.missing_keys}
+    assert missing_prefixes == {"backbone.fpn_lateral3", "backbone.fpn_lateral4", "backbone.fpn_lateral5", "backbone.fpn_output3", "backbone.fpn_output4", "backbone.fpn_output5", "backbone.top_block", "head", "mask_head", "track_head"}
+    for name, value in source.backbone.bottom_up.state_dict().items():
+        if not name.endswith(("running_mean", "running_var")):
+            assert torch.equal(model.backbone.bottom_up.state_dict()[name], value), name

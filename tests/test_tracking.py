@@ -1,0 +1,113 @@
+"""Online association: hand-computed scores for swaps, new objects and duplicate claims."""
+import math
+
+import pytest
+import torch
+
+from sgnet.tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
+
+LEFT = [0.0, 0.0, 10.0, 10.0]
+RIGHT = [20.0, 0.0, 30.0, 10.0]
+
+
+def tracker(policy="drop"):
+    return OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy=policy)
+
+
+def start_two_tracks(t):
+    """Frame 0: object A (embedding e0) on the left, object B (e1) on the right, both label 0."""
+    memory = TrackMemory()
+    ids = t.update(memory, 5 * torch.eye(2), torch.tensor([LEFT, RIGHT]), torch.tensor([0.9, 0.8]), torch.tensor([0, 0]))
+    assert ids.tolist() == [0, 1]
+    return memory
+
+
+def test_association_score_formula():
+    t = tracker()
+    memory = start_two_tracks(t)
+    scores = t.association_scores(memory, torch.tensor([[5.0, 0.0]]), torch.tensor([LEFT]), torch.tensor([0.5]), torch.tensor([0]))
+    # logits [0 (new), 25, 0]; log_softmax; + log(0.5); IoU with A = 1 -> +2; same label -> +10
+    # for both tracks, and +10 (label term 1) with IoU 0 for "new".
+    log_norm = math.log(1 + math.exp(25) + 1)
+    expected = torch.tensor([0 - log_norm + 10, 25 - log_norm + 2 + 10, 0 - log_norm + 10]) + math.log(0.5)
+    assert torch.allclose(scores[0], expected, atol=1e-4)
+
+
+def test_swap_follows_embeddings_over_box_overlap():
+    """A and B cross: A now on the right, B on the left. Embeddings outweigh the IoU term."""
+    t = tracker()
+    memory = start_two_tracks(t)
+    ids = t.update(memory, 5 * torch.eye(2), torch.tensor([RIGHT, LEFT]), torch.tensor([0.9, 0.8]), torch.tensor([0, 0]))
+    assert ids.tolist() == [0, 1]
+    # The memory moved with them.
+    assert memory.boxes.tolist() == [RIGHT, LEFT]
+
+
+def test_new_object_with_an_unseen_embedding_and_label_starts_a_track():
+    t = tracker()
+    memory = start_two_tracks(t)
+    ids = t.update(
+        memory,
+        torch.tensor([[5.0, 0.0], [0.0, 0.0]]),
+        torch.tensor([LEFT, [40.0, 40.0, 50.0, 50.0]]),
+        torch.tensor([0.9, 0.7]),
+        torch.tensor([0, 1]),
+    )
+    assert ids.tolist() == [0, 2]
+    assert len(memory) == 3 and memory.labels.tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("policy, expected", [("drop", [0, -1]), ("new", [0, 2])])
+def test_duplicate_claim_goes_to_the_best_score(policy, expected):
+    """Two detections both prefer track A; the one with the higher combined score (higher
+    detection score, same everything else) takes it."""
+    t = tracker(policy)
+    memory = start_two_tracks(t)
+    ids = t.update(
+        memory,
+        torch.tensor([[5.0, 0.0], [5.0, 0.0]]),
+        torch.tensor([LEFT, LEFT]),
+        torch.tensor([0.9, 0.4]),
+        torch.tensor([0, 0]),
+    )
+    assert ids.tolist() == expected
+    assert len(memory) == (3 if policy == "new" else 2)
+
+
+def test_fresh_memory_means_fresh_ids_and_association_is_deterministic():
+    t = tracker()
+    runs = []
+    for _ in range(2):
+        memory = TrackMemory()
+        frame_ids = []
+        for shift in range(3):
+            boxes = torch.tensor([[shift, 0.0, shift + 10.0, 10.0], [30.0 - shift, 0.0, 40.0 - shift, 10.0]])
+            frame_ids.append(t.update(memory, 5 * torch.eye(2), boxes, torch.tensor([0.9, 0.8]), torch.tensor([0, 1])).tolist())
+        runs.append(frame_ids)
+    assert runs[0] == runs[1] == [[0, 1]] * 3
+
+
+def test_frame_without_detections_keeps_the_tracks():
+    t = tracker()
+    memory = start_two_tracks(t)
+    ids = t.update(memory, torch.zeros(0, 2), torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    assert ids.tolist() == [] and len(memory) == 2
+
+
+def test_video_accumulator_scores_labels_and_absent_frames():
+    accumulator = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="score_sum")
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    accumulator.add(0, torch.tensor([0]), torch.tensor([0.9]), torch.tensor([1]), mask)
+    accumulator.add(1, torch.tensor([0]), torch.tensor([0.3]), torch.tensor([2]), mask)
+    accumulator.add(2, torch.tensor([0]), torch.tensor([0.4]), torch.tensor([2]), mask)
+    accumulator.add(2, torch.tensor([-1]), torch.tensor([0.99]), torch.tensor([0]), mask)  # dropped
+    result = accumulator.result()
+    assert result["pred_scores"] == pytest.approx([(0.9 + 0.3 + 0.4) / 3])
+    assert result["pred_labels"] == [1]  # 0.9 for label 1 beats 0.7 for label 2
+    votes = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="vote")
+    for frame, (score, label) in enumerate([(0.9, 1), (0.3, 2), (0.4, 2)]):
+        votes.add(frame, torch.tensor([0]), torch.tensor([score]), torch.tensor([label]), mask)
+    assert votes.result()["pred_labels"] == [2]
+    sparse = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
+    sparse.add(1, torch.tensor([4]), torch.tensor([0.5]), torch.tensor([0]), mask)
+    assert [m is None for m in sparse.result()["pred_masks"][0]] == [True, False, True]

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Train and evaluate SG-Net with detectron2's engine.
+
+    python train_net.py --config-file configs/ytvis_2019/sgnet_R50_FPN_1x.yaml --num-gpus 8
+    python train_net.py --config-file ... --resume                       # continue the last run
+    python train_net.py --config-file ... --eval-only MODEL.WEIGHTS model_final.pth
+
+All of detectron2's ``default_argument_parser`` flags work (multi-node: ``--num-machines``,
+``--machine-rank``, ``--dist-url``); trailing ``KEY VALUE`` pairs override the config.
+"""
+import os
+
+import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, get_ytvis_dataset_dicts
+from sgnet.evaluation import YTVISEvaluator
+
+
+class Trainer(DefaultTrainer):
+    """detectron2's DefaultTrainer with SG-Net's loaders and evaluator.
+
+    Everything else is detectron2's: SGD with ``SOLVER.BIAS_LR_FACTOR`` / ``WEIGHT_DECAY_BIAS``
+    (``get_default_optimizer_params``), warm-up + step schedule, ``SOLVER.AMP.ENABLED``,
+    ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON / TensorBoard writers, DDP.
+    """
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(
+            cfg,
+            mapper=YTVISPairDatasetMapper(cfg, is_train=True),
+            dataset=get_ytvis_dataset_dicts(cfg.DATASETS.TRAIN),
+        )
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        # One video per batch: the model tracks through every frame of it. The dataset comes from
+        # sgnet.data, as detectron2's per-image dataset helpers cannot read video dicts.
+        return build_detection_test_loader(
+            dataset=get_ytvis_dataset_dicts(dataset_name, filter_empty=False),
+            mapper=YTVISVideoTestMapper(cfg, is_train=False),
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return YTVISEvaluator(dataset_name, output_dir=output_folder)
+
+
+def setup(args):
+    cfg = get_cfg()
+    sgnet.add_sgnet_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
