@@ -31,6 +31,19 @@ class Trainer(DefaultTrainer):
     ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON / TensorBoard writers, DDP.
     """
 
+    def state_dict(self):
+        # detectron2 0.6's DefaultTrainer leaves the optimizer (momentum buffers) out of its
+        # checkpoints, so --resume would restart SGD cold. Later detectron2 versions store it
+        # under the same "_trainer" key, so checkpoints move between versions.
+        state = super().state_dict()
+        state["_trainer"] = self._trainer.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+
     @classmethod
     def build_train_loader(cls, cfg):
         return build_detection_train_loader(

@@ -197,3 +197,25 @@ def test_p6_is_computed_from_p5(model):
         top = backbone.top_block
         assert torch.allclose(features["p6"], top.p6(features["p5"]), atol=1e-5)
         assert torch.allclose(features["p7"], top.p7(F.relu(features["p6"])), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(7, 9), (1, 1)])
+def test_sampled_deformable_conv_equals_torchvision(size):
+    from torchvision.ops import deform_conv2d
+
+    from sgnet.modeling.layers import sampled_deform_conv3x3
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 8, *size, requires_grad=True)
+    # Offsets of several pixels: taps land between pixels and outside the map.
+    offsets = (3 * torch.randn(2, 2 * 4 * 9, *size)).requires_grad_()
+    weight = torch.randn(5, 8, 3, 3, requires_grad=True)
+    bias = torch.randn(5, requires_grad=True)
+    reference = deform_conv2d(features, offsets, weight, bias, padding=1)
+    sampled = sampled_deform_conv3x3(features, offsets, weight, bias, padding=1)
+    assert torch.allclose(sampled, reference, atol=1e-4)
+    upstream = torch.randn_like(reference)
+    grads_reference = torch.autograd.grad(reference, (features, offsets, weight, bias), upstream)
+    grads_sampled = torch.autograd.grad(sampled, (features, offsets, weight, bias), upstream)
+    for name, a, b in zip(("features", "offsets", "weight", "bias"), grads_sampled, grads_reference):
+        assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name

@@ -60,8 +60,49 @@ class FeatureAlign(nn.Module):
             (N, C, H, W) aligned features.
         """
         offsets = self.offset(box_deltas.detach())
-        aligned = deform_conv2d(features, offsets, self.weight, self.bias, padding=1)
+        # torchvision's CPU kernel is slow, its backward especially (measured: 40% of a toy
+        # training step); the sampled form computes the same values with grid_sample + matmul.
+        deform_conv = deform_conv2d if features.is_cuda else sampled_deform_conv3x3
+        aligned = deform_conv(features, offsets, self.weight, self.bias, padding=1)
         return F.relu(self.norm(aligned))
+
+
+def sampled_deform_conv3x3(features: Tensor, offsets: Tensor, weight: Tensor, bias=None, padding: int = 1) -> Tensor:
+    """Deformable 3x3 convolution (stride 1, padding 1, DCNv1) as bilinear sampling of the 9 taps
+    of every deformable group followed by one matrix product. Same values as
+    ``torchvision.ops.deform_conv2d`` (zeros outside the map); faster on CPU, forward and backward.
+
+    Args:
+        features: (N, C, H, W); offsets: (N, 2 * G * 9, H, W), per group and tap (dy, dx);
+        weight: (O, C, 3, 3); bias: (O,) or None.
+    Returns:
+        (N, O, H, W).
+    """
+    assert padding == 1 and weight.shape[-2:] == (3, 3), "only the 3x3, padding-1 case is implemented"
+    batch, channels, height, width = features.shape
+    groups = offsets.shape[1] // 18
+    taps = torch.arange(-1, 2, device=features.device, dtype=features.dtype)
+    tap_y, tap_x = torch.meshgrid(taps, taps, indexing="ij")  # (3, 3), row-major like the kernel
+    rows = torch.arange(height, device=features.device, dtype=features.dtype)
+    cols = torch.arange(width, device=features.device, dtype=features.dtype)
+    offsets = offsets.view(batch, groups, 9, 2, height, width)
+    sample_y = rows[:, None] + tap_y.reshape(9, 1, 1) + offsets[:, :, :, 0]  # (N, G, 9, H, W)
+    sample_x = cols[None, :] + tap_x.reshape(9, 1, 1) + offsets[:, :, :, 1]
+    # Pixel coordinates -> grid_sample's [-1, 1] (align_corners=False: pixel i at (2i+1)/size - 1).
+    grid = torch.stack([(2 * sample_x + 1) / width - 1, (2 * sample_y + 1) / height - 1], dim=-1)
+    grid = grid.view(batch * groups, 9 * height, width, 2)
+    sampled = F.grid_sample(
+        features.reshape(batch * groups, channels // groups, height, width),
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )  # (N * G, C / G, 9 * H, W)
+    columns = sampled.view(batch, channels * 9, height * width)  # channel-major, then tap
+    output = weight.reshape(weight.shape[0], -1) @ columns
+    if bias is not None:
+        output = output + bias[:, None]
+    return output.view(batch, -1, height, width)
 
 
 def gather_conv3x3(features: Tensor, weight: Tensor, bias, batch_idx: Tensor, ys: Tensor, xs: Tensor) -> Tensor:

@@ -1,0 +1,204 @@
+"""train_net.py and demo/demo.py as users run them: subprocesses on a tiny synthetic dataset."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sgnet.data import generate_synthetic_ytvis, write_synthetic_video
+
+REPO = Path(__file__).resolve().parents[1]
+TOY_CONFIG = REPO / "configs" / "toy" / "sgnet_R18_toy.yaml"
+# Small and fast: 96-pixel frames, batch of 2 pairs, no loader workers.
+FAST = [
+    "INPUT.MIN_SIZE_TRAIN", "(96, 96)", "INPUT.MAX_SIZE_TRAIN", "160", "INPUT.MIN_SIZE_TEST", "96",
+    "INPUT.MAX_SIZE_TEST", "160", "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0",
+    "SOLVER.WARMUP_ITERS", "2", "TEST.EVAL_PERIOD", "0",
+]  # fmt: skip
+
+
+def run(args, env, check=True):
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def toy_env(tmp_path_factory):
+    """$DETECTRON2_DATASETS with a tiny `sgnet_toy` dataset (3 train, 2 val videos of 4 frames)."""
+    root = tmp_path_factory.mktemp("datasets")
+    generate_synthetic_ytvis(root / "sgnet_toy", num_train_videos=3, num_val_videos=2, num_frames=4, height=96, width=160)
+    return dict(os.environ, DETECTRON2_DATASETS=str(root))
+
+
+@pytest.fixture(scope="module")
+def trained(toy_env, tmp_path_factory):
+    """4 iterations of train_net.py, checkpointing every 2, then the final evaluation."""
+    output = tmp_path_factory.mktemp("train")
+    result = run(
+        ["train_net.py", "--config-file", TOY_CONFIG, *FAST, "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "OUTPUT_DIR", output],
+        toy_env,
+    )
+    return output, result
+
+
+def metrics_records(output: Path) -> list:
+    return [json.loads(line) for line in (output / "metrics.json").read_text().splitlines()]
+
+
+def test_train_net_trains_checkpoints_and_evaluates(trained):
+    output, result = trained
+    assert {"model_0000001.pth", "model_0000003.pth", "model_final.pth", "last_checkpoint"} <= {p.name for p in output.iterdir()}
+    records = metrics_records(output)
+    assert [r["iteration"] for r in records if "total_loss" in r][-1] == 3
+    assert all(np.isfinite(r["total_loss"]) for r in records if "total_loss" in r)
+    # The final evaluation on sgnet_toy_val: AP table and results for the server.
+    assert "segm/AP" in records[-1] and "tracking/IDSW" in records[-1]
+    results = json.loads((output / "inference" / "sgnet_toy_val" / "results.json").read_text())
+    assert {r["video_id"] for r in results} <= {1, 2}
+    assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
+    checkpoint = torch.load(output / "model_final.pth", weights_only=False)
+    assert checkpoint["iteration"] == 3
+    assert checkpoint["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 4
+    momentum = checkpoint["trainer"]["_trainer"]["optimizer"]["state"]
+    assert len(momentum) > 0 and all("momentum_buffer" in s for s in momentum.values())
+
+
+def test_resume_continues_at_the_next_iteration_with_the_saved_state(trained, toy_env):
+    output, _ = trained
+    saved = torch.load(output / "model_final.pth", weights_only=False)
+    assert saved["iteration"] == 3
+    result = run(
+        ["train_net.py", "--config-file", TOY_CONFIG, "--resume", *FAST, "SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "2", "OUTPUT_DIR", output],
+        toy_env,
+    )
+    log = result.stdout + result.stderr
+    assert "Starting training from iteration 4" in log
+    iterations = [r["iteration"] for r in metrics_records(output) if "total_loss" in r]
+    assert iterations[-1] == 5
+    resumed = torch.load(output / "model_final.pth", weights_only=False)
+    assert resumed["iteration"] == 5
+    # The LR schedule and the optimizer went on from the saved state.
+    assert resumed["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 6
+    lrs = [r["lr"] for r in metrics_records(output) if "lr" in r]
+    assert lrs[-1] == pytest.approx(0.01)  # warm-up (2 iterations) over: the base LR
+    saved_momentum = saved["trainer"]["_trainer"]["optimizer"]["state"]
+    resumed_momentum = resumed["trainer"]["_trainer"]["optimizer"]["state"]
+    assert set(resumed_momentum) == set(saved_momentum)
+
+
+def test_eval_only_writes_results_and_reports_ap(trained, toy_env, tmp_path):
+    output, _ = trained
+    result = run(
+        ["train_net.py", "--config-file", TOY_CONFIG, "--eval-only", *FAST, "MODEL.WEIGHTS", output / "model_final.pth", "OUTPUT_DIR", tmp_path],
+        toy_env,
+    )
+    results_dir = tmp_path / "inference" / "sgnet_toy_val"
+    assert (results_dir / "results.json").is_file() and (results_dir / "results.zip").is_file()
+    assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_module():
+    spec = importlib.util.spec_from_file_location("sgnet_demo", REPO / "demo" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """A randomly initialised toy model: with the score threshold at 0 it still detects."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from model_fixtures import tiny_cfg
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3})
+    DetectionCheckpointer(build_model(cfg), save_dir=str(folder)).save("random")
+    return folder / "random.pth"
+
+
+def demo_args(video, output, weights, *extra):
+    return [
+        "--config-file", str(TOY_CONFIG), "--video-input", str(video), "--output", str(output),
+        "--confidence-threshold", "0", *extra,
+        "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.SGNET.SCORE_THRESH_TEST", "0.0",
+        "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160",
+    ]  # fmt: skip
+
+
+def read_frames(path) -> list:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def test_demo_writes_a_video_with_every_frame_and_drawn_masks(random_weights, tmp_path):
+    video = write_synthetic_video(str(tmp_path / "input.mp4"), num_frames=6, height=96, width=160, seed=3)
+    output = tmp_path / "out" / "demo.mp4"
+    result = run(["demo/demo.py", *demo_args(video, output, random_weights, "--strip", tmp_path / "strip.png")], os.environ)
+    assert "Wrote 6 frames" in result.stdout
+    inputs, outputs = read_frames(video), read_frames(output)
+    assert len(outputs) == 6 and outputs[0].shape == inputs[0].shape == (96, 160, 3)
+    # Masks were drawn: a large part of the frame changed colour (overlays at 50% opacity),
+    # far beyond what re-encoding alone changes.
+    changed = np.mean([(np.abs(o.astype(int) - i.astype(int)).max(axis=2) > 40).mean() for o, i in zip(outputs, inputs)])
+    assert changed > 0.05, changed
+    strip = cv2.imread(str(tmp_path / "strip.png"))
+    assert strip.shape == (96, 160 * 4, 3)
+
+
+def test_demo_writes_png_frames_into_a_folder(demo_module, random_weights, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    image = np.full((64, 96, 3), 120, np.uint8)
+    for index in range(3):
+        cv2.imwrite(str(frames / f"{index:05d}.jpg"), image)
+    args = demo_args("unused", tmp_path / "drawn", random_weights)
+    args[args.index("--video-input") : args.index("--video-input") + 2] = ["--input", str(frames)]
+    assert demo_module.main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "Video source not found"),
+        ("corrupt", "cannot open the video file"),
+        ("empty", "no decodable frames"),
+        ("unwritable", "cannot write the output"),
+    ],
+)
+def test_demo_bad_input_fails_clearly_and_leaves_nothing(demo_module, random_weights, tmp_path, capsys, case, message):
+    video = tmp_path / "input.mp4"
+    output = tmp_path / "out" / "demo.mp4"
+    if case == "corrupt":
+        video.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10)
+    elif case == "empty":  # a valid AVI container holding no frame
+        video = tmp_path / "input.avi"
+        cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 6, (160, 96)).release()
+    elif case == "unwritable":
+        write_synthetic_video(str(video), num_frames=2, height=96, width=160)
+        (tmp_path / "a_file").write_text("not a folder")
+        output = tmp_path / "a_file" / "demo.mp4"
+    assert demo_module.main(demo_args(video, output, random_weights)) == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()
+    if output.parent.is_dir():
+        assert list(output.parent.iterdir()) == []
