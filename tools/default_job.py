@@ -38,7 +38,7 @@ def final_metrics(train_dir: Path) -> dict:
     with open(train_dir / "metrics.json") as f:
         for line in f:
             record = json.loads(line)
-            metrics.update({k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("segm/")})
+            metrics.update({k.split("/", 1)[1]: v for k, v in record.items() if k.startswith(("segm/", "tracking/"))})
     return metrics
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     )
     metrics = final_metrics(train_dir)
     print(f"\nDefault job finished in {(time.perf_counter() - start) / 60:.1f} min.")
-    print("Synthetic val split, video AP (0-100): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics.items()))
+    print("Synthetic val split (video AP on 0-100, identity switches): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics.items()))
     print(f"  model:        {train_dir / 'model_final.pth'}")
     print(f"  results.json: {train_dir / 'inference' / 'sgnet_toy_val' / 'results.json'}")
     print(f"  training log: {train_dir / 'log.txt'} (TensorBoard: {train_dir})")
