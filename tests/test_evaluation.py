@@ -378,7 +378,7 @@ def test_evaluator_round_trip_and_files(tmp_path):
         evaluator.process([video], [output])
     metrics = evaluator.evaluate()
 
-    assert set(metrics) == {"segm"}
+    assert set(metrics) == {"segm", "tracking"}
     assert list(metrics["segm"]) == ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
     assert metrics["segm"]["AP"] == pytest.approx(DUPLICATE_CASE_AP)
     written = json.loads((tmp_path / "out" / "results.json").read_text())
