@@ -12,13 +12,13 @@ import os
 
 import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
 
@@ -69,11 +69,7 @@ class Trainer(DefaultTrainer):
 
 
 def setup(args):
-    cfg = get_cfg()
-    sgnet.add_sgnet_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")
     return cfg

@@ -21,12 +21,12 @@ import av
 import cv2
 import numpy as np
 import tqdm
-from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from detectron2.utils.colormap import colormap
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
+from sgnet.config import load_config
 from sgnet.data import VideoFrameReader
 from sgnet.predictor import VideoPredictor
 
@@ -52,15 +52,6 @@ def get_parser():
     parser.add_argument("--strip-frames", type=int, default=4)
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return parser
-
-
-def setup_cfg(args):
-    cfg = get_cfg()
-    sgnet.add_sgnet_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
-    return cfg
 
 
 def draw(frame_bgr: np.ndarray, instances, metadata, threshold: float) -> np.ndarray:
@@ -139,7 +130,7 @@ class FrameSink:
 
 
 def run(args) -> dict:
-    cfg = setup_cfg(args)
+    cfg = load_config(args.config_file, args.opts)
     source = args.video_input or args.input
     try:
         reader = VideoFrameReader(source)

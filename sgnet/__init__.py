@@ -18,7 +18,7 @@ from . import compat
 compat.apply()
 
 from . import data, evaluation, modeling, tracking  # noqa: E402,F401  (registration)
-from .config import add_sgnet_config  # noqa: E402
+from .config import add_sgnet_config, load_config  # noqa: E402
 
 __version__ = "0.1.0"
 

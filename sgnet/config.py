@@ -5,6 +5,7 @@ comment says otherwise. detectron2's own keys (``MODEL.RESNETS``, ``MODEL.FPN``,
 ``SOLVER`` ...) keep their detectron2 meaning; ``configs/Base-SGNet.yaml`` sets them for SG-Net.
 """
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 
 
 def add_sgnet_config(cfg):
@@ -13,6 +14,17 @@ def add_sgnet_config(cfg):
     _add_model_config(cfg)
     _add_tracker_config(cfg)
     _add_test_config(cfg)
+
+
+def load_config(config_file: str, opts=()) -> CN:
+    """detectron2's defaults + SG-Net's keys, then ``config_file``, then ``KEY VALUE`` overrides;
+    frozen."""
+    cfg = get_cfg()
+    add_sgnet_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg
 
 
 def _add_input_config(cfg):

@@ -10,6 +10,7 @@ from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor
+from torch.nn import functional as F
 
 from ..tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
 from . import losses
@@ -181,8 +182,10 @@ class SGNet(FCOS):
         pred_boxes = self._decode(anchors, predictions["box_deltas"], positives)
         gt_boxes = torch.cat([x.gt_boxes.tensor for x in key_instances])[self._global_gt(positives, key_instances)]
 
-        loss_dict = self._detection_losses(predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes)
-        loss_dict["loss_mask"] = self._mask_loss(images, predictions, key_instances, positives, pred_boxes.detach(), gt_boxes)
+        cls_logits = torch.cat([x.permute(0, 2, 3, 1).flatten(1, 2) for x in predictions["cls_logits"]], dim=1)  # (N, R, C)
+        loss_dict = self._detection_losses(cls_logits, predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes)
+        scores = cls_logits[positives.image, positives.anchor, gt_labels[positives.image, positives.anchor]].detach().sigmoid()
+        loss_dict["loss_mask"] = self._mask_loss(images, predictions, key_instances, positives, scores, pred_boxes.detach(), gt_boxes)
         loss_dict["loss_track"] = self._track_loss(features, num_pairs, key_instances, ref_instances, positives, pred_boxes.detach())
         return {name: loss * self.loss_weights[name] for name, loss in loss_dict.items()}
 
@@ -223,8 +226,7 @@ class SGNet(FCOS):
         anchor_boxes = Boxes.cat(anchors).tensor
         return self.box2box_transform.apply_deltas(deltas[positives.image, positives.anchor], anchor_boxes[positives.anchor])
 
-    def _detection_losses(self, predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes):
-        logits = torch.cat([x.permute(0, 2, 3, 1).flatten(1, 2) for x in predictions["cls_logits"]], dim=1)
+    def _detection_losses(self, cls_logits, predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes):
         centerness = torch.cat([x.flatten(1) for x in predictions["centerness"]], dim=1)  # (N, R)
         anchor_boxes = Boxes.cat(anchors).tensor[positives.anchor]
         gt_distances = self.box2box_transform.get_deltas(anchor_boxes, gt_boxes)
@@ -234,7 +236,7 @@ class SGNet(FCOS):
         )
         return {
             "loss_fcos_cls": losses.classification_loss(
-                logits, gt_labels, self.num_classes, self.focal_loss_alpha, self.focal_loss_gamma
+                cls_logits, gt_labels, self.num_classes, self.focal_loss_alpha, self.focal_loss_gamma
             ),
             "loss_fcos_loc": loss_box,
             "loss_fcos_ctr": loss_centerness,
@@ -248,7 +250,9 @@ class SGNet(FCOS):
             coefficients[at_level] = self.mask_head.coefficients(features, image[at_level], ys[at_level], xs[at_level])
         return coefficients
 
-    def _mask_loss(self, images, predictions, key_instances, positives, pred_boxes, gt_boxes) -> Tensor:
+    def _mask_loss(self, images, predictions, key_instances, positives, scores, pred_boxes, gt_boxes) -> Tensor:
+        """Box-normalised mask BCE of the positives (or a random subset), assembled on their
+        predicted boxes; ``scores`` (P,) are their classification scores for their GT class."""
         selected = torch.arange(len(positives.image), device=self.device)
         if 0 < self.mask_max_train_instances < len(selected):
             selected = torch.randperm(len(selected), device=self.device)[: self.mask_max_train_instances]
@@ -261,11 +265,7 @@ class SGNet(FCOS):
         gt_masks = self._downsampled_gt_masks(key_instances, images.tensor.shape[-2:])
         global_gt = self._global_gt(positives, key_instances)[selected]
         targets = gt_masks[global_gt[pixels.instance], pixels.ys, pixels.xs]
-
-        logits_flat = torch.cat([x.permute(0, 2, 3, 1).flatten(1, 2) for x in predictions["cls_logits"]], dim=1)
-        gt_classes = torch.cat([x.gt_classes for x in key_instances])[global_gt]
-        scores = logits_flat[positives.image[selected], positives.anchor[selected], gt_classes].detach().sigmoid()
-        weights = losses.instance_weights(scores, pred_boxes[selected], gt_boxes[selected])
+        weights = losses.instance_weights(scores[selected], pred_boxes[selected], gt_boxes[selected])
         return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_pairs)
 
     def _downsampled_gt_masks(self, instances: List[Instances], padded_size) -> Tensor:
@@ -273,11 +273,11 @@ class SGNet(FCOS):
         resolution, (M, H / s, W / s) float in [0, 1]."""
         height, width = padded_size
         masks = [
-            torch.nn.functional.pad(x.gt_masks.tensor.float(), (0, width - x.image_size[1], 0, height - x.image_size[0]))
+            F.pad(x.gt_masks.tensor.float(), (0, width - x.image_size[1], 0, height - x.image_size[0]))
             for x in instances
         ]
         masks = torch.cat(masks) if masks else torch.zeros(0, height, width, device=self.device)
-        return torch.nn.functional.avg_pool2d(masks[:, None], self.basis_stride)[:, 0]
+        return F.avg_pool2d(masks[:, None], self.basis_stride)[:, 0]
 
     def _jittered_centres(self, boxes: Tensor) -> Tensor:
         """Centres of (M, 4) boxes after shifting centre and size by up to +-jitter of the size."""
