@@ -449,6 +449,9 @@ def _distributed_worker(rank, world_size, init_file, json_file, result_file):
         else:
             assert metrics == {}
     finally:
+        # Both ranks leave together: a rank tearing gloo down while its peer still evaluates
+        # aborts the process ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
 
 
