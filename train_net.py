@@ -21,14 +21,17 @@ from detectron2.utils.logger import setup_logger
 from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
+from sgnet.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
-    """detectron2's DefaultTrainer with SG-Net's loaders and evaluator.
+    """detectron2's DefaultTrainer with SG-Net's loaders, evaluator and ``SOLVER.OPTIMIZER``
+    (SGD or AdamW).
 
-    Everything else is detectron2's: SGD with ``SOLVER.BIAS_LR_FACTOR`` / ``WEIGHT_DECAY_BIAS``
-    (``get_default_optimizer_params``), warm-up + step schedule, ``SOLVER.AMP.ENABLED``,
-    ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON / TensorBoard writers, DDP.
+    Everything else is detectron2's: parameter groups with ``SOLVER.BIAS_LR_FACTOR`` /
+    ``WEIGHT_DECAY_BIAS`` (``get_default_optimizer_params``), warm-up + step schedule,
+    ``SOLVER.AMP.ENABLED``, ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON /
+    TensorBoard writers, DDP.
     """
 
     def state_dict(self):
@@ -43,6 +46,10 @@ class Trainer(DefaultTrainer):
         super().load_state_dict(state_dict)
         if "_trainer" in state_dict:
             self._trainer.load_state_dict(state_dict["_trainer"])
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -188,6 +188,25 @@ def test_backbone_depths_build_with_p3_to_p7(depth):
     assert outputs["p7"].shape[-2:] == (1, 1)
 
 
+@pytest.mark.parametrize("width", [32, 64])
+def test_basic_block_resnets_take_any_width(width):
+    """R-18 at RES2_OUT_CHANNELS 32 (the toy config's; detectron2's builder refuses it) doubles
+    the width per stage; at 64 it is detectron2's own R-18, parameter for parameter."""
+    from detectron2.modeling.backbone.resnet import build_resnet_backbone
+    from detectron2.layers import ShapeSpec
+    from sgnet.modeling.backbone import build_resnet
+
+    cfg = tiny_cfg(**{"MODEL.RESNETS.RES2_OUT_CHANNELS": width, "MODEL.RESNETS.STEM_OUT_CHANNELS": width})
+    resnet = build_resnet(cfg, ShapeSpec(channels=3))
+    shapes = resnet.output_shape()
+    assert [shapes[f"res{i}"].channels for i in (3, 4, 5)] == [2 * width, 4 * width, 8 * width]
+    assert [shapes[f"res{i}"].stride for i in (3, 4, 5)] == [8, 16, 32]
+    assert sum(len(stage) for stage in resnet.stages) == 8  # 2 BasicBlocks per stage
+    if width == 64:
+        reference = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+        assert [p.shape for p in resnet.parameters()] == [p.shape for p in reference.parameters()]
+
+
 def test_p6_is_computed_from_p5(model):
     # Changing the input only through P5's path must change P6 the way P5's conv says: check the
     # wiring directly, P6 = conv(P5), P7 = conv(relu(P6)).

@@ -162,8 +162,15 @@ class SpatialGranularityMaskHead(nn.Module):
         granularity = self.select_granularity(areas, image_idx)
         pixels = box_pixels(boxes, granularity, bases.shape[-2:])
         group = torch.bucketize(granularity, self.granularities)  # index of g in the list
-        first_channel = self.coef_offsets[group][pixels.instance] + pixels.cells * self.num_bases
-        channels = first_channel[:, None] + torch.arange(self.num_bases, device=bases.device)
-        pixel_coefficients = coefficients[pixels.instance[:, None], channels]  # (P, K)
-        pixel_bases = bases.permute(0, 2, 3, 1)[image_idx[pixels.instance], pixels.ys, pixels.xs]  # (P, K)
+        # Coefficients as rows of K: instance n's cell c of granularity group j is row
+        # n * rows + offset_j / K + c. Gathering whole rows (index_select) instead of (P, K)
+        # element indices keeps large instances cheap.
+        rows = coefficients.shape[1] // self.num_bases
+        coefficient_rows = coefficients.reshape(-1, self.num_bases)
+        row = pixels.instance * rows + (self.coef_offsets[group] // self.num_bases)[pixels.instance] + pixels.cells
+        pixel_coefficients = coefficient_rows.index_select(0, row)  # (P, K)
+        batch, _, height, width = bases.shape
+        basis_rows = bases.permute(0, 2, 3, 1).reshape(batch * height * width, self.num_bases)
+        flat_pixel = (image_idx[pixels.instance] * height + pixels.ys) * width + pixels.xs
+        pixel_bases = basis_rows.index_select(0, flat_pixel)  # (P, K)
         return pixels, (pixel_coefficients * pixel_bases).sum(dim=1)

@@ -391,7 +391,9 @@ class SGNet(FCOS):
             memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
         )
         instances.track_ids = track_ids
-        return instances[track_ids >= 0]
+        kept = track_ids >= 0
+        # Indexing copies every (H, W) mask: skip it in the usual case where nothing is dropped.
+        return instances if bool(kept.all()) else instances[kept]
 
     def inference_video(self, video: dict) -> dict:
         """One video dict (``"image"``: list of (C, H, W) frames, ``"height"``, ``"width"``) ->

@@ -1,0 +1,80 @@
+"""tools/benchmark.py end to end at tiny sizes: every section runs, the JSON has the issue's
+schema, the report and its plot are written, and the measurements mean what they say."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sgnet.tracking import TrackMemory
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("sgnet_benchmark", REPO / "tools" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "INSTANCE_COUNTS", (1, 3))
+    monkeypatch.setattr(benchmark, "STREAM_FRAMES", (2, 4))
+    monkeypatch.setattr(benchmark, "EVAL_SIZES", {"videos": 3, "frames": 4, "tracks": 2})
+    report = tmp_path / "benchmarks.md"
+    threads = torch.get_num_threads()
+    try:
+        benchmark.main(["--quick", "--json", "--height", "64", "--width", "96", "--report", str(report)])
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    for key in ("device", "threads", "latency_ms", "latency_ratio", "sgnet_100_over_1", "rss_1000_over_100",
+                "train_step_ratio", "eval_seconds"):
+        assert key in result
+    latency = result["latency_ms"]
+    assert set(latency["sgnet"]) == set(latency["mask_rcnn"]) == set(result["latency_ratio"]) == {"1", "3"}
+    for n in ("1", "3"):
+        assert latency["sgnet"][n] > 0 and latency["mask_rcnn"][n] > 0
+        assert result["latency_ratio"][n] == pytest.approx(latency["sgnet"][n] / latency["mask_rcnn"][n])
+        # The stages are parts of the step: together (with "other") they make up the whole.
+        assert sum(result["sgnet_breakdown_ms"][n].values()) == pytest.approx(latency["sgnet"][n], rel=0.25)
+    assert latency["fcos_torchvision"] > 0
+    assert result["sgnet_100_over_1"] == pytest.approx(latency["sgnet"]["3"] / latency["sgnet"]["1"])
+    # A demo process imports torch and detectron2: hundreds of MiB.
+    assert all(rss > 200 for rss in result["peak_rss_mib"].values())
+    assert result["rss_1000_over_100"] == pytest.approx(result["peak_rss_mib"]["4"] / result["peak_rss_mib"]["2"])
+    assert result["train_step_ratio"] == pytest.approx(
+        result["train_step_ms"]["sgnet"] / result["train_step_ms"]["mask_rcnn"]
+    )
+
+    text = report.read_text()
+    assert "| 3 |" in text and "Top operators" in text and "aten::" in text
+    assert (tmp_path / "benchmarks_latency.png").stat().st_size > 1000
+
+
+def test_sgnet_is_forced_to_n_detections_of_realistic_size(benchmark):
+    """The latency benchmark's SG-Net gives exactly N detections with boxes that are not empty,
+    and its tracker memory then holds them as tracks."""
+    model = benchmark.build_sgnet(benchmark.TOY_CONFIG, "cpu", num_detections=7).eval()
+    frame = benchmark.random_frame(96, 160)
+    memory = TrackMemory()
+    with torch.inference_mode():
+        instances = model.inference_frame(frame, (96, 160), memory)
+    boxes = instances.pred_boxes.tensor
+    assert len(instances) == 7 and len(memory) == 7
+    assert ((boxes[:, 2] - boxes[:, 0]) >= 8).all() and ((boxes[:, 3] - boxes[:, 1]) >= 8).all()
+    assert instances.pred_masks.flatten(1).any(dim=1).all()
+
+
+def test_peak_rss_measures_the_child(benchmark):
+    """ru_maxrss of that child alone: a process holding 300 MiB more peaks at least 300 MiB higher."""
+    small = benchmark.peak_rss_mib([sys.executable, "-c", "pass"])
+    large = benchmark.peak_rss_mib([sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
+    assert large - small > 280
+    with pytest.raises(RuntimeError, match="failed"):
+        benchmark.peak_rss_mib([sys.executable, "-c", "raise SystemExit(3)"])

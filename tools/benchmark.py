@@ -1,0 +1,582 @@
+#!/usr/bin/env python
+"""SG-Net against detectron2's Mask R-CNN (and torchvision's FCOS), side by side in one process.
+
+    python tools/benchmark.py [--quick] [--json] [--device cpu|cuda] [--amp] [--threads N]
+                              [--report docs/benchmarks.md]
+
+Peers are built from config in code with random weights (timing needs no download): detectron2's
+Mask R-CNN R50-FPN (the COCO 1x architecture, 40 classes as YouTube-VIS), torchvision's FCOS
+R50-FPN (detection only) and SG-Net R50-FPN (``configs/ytvis_2019/sgnet_R50_FPN_1x.yaml``). Same
+input (360 x 640), device, dtype and thread count. Figures are medians over repeats after warm-up:
+
+1. per-frame latency with N = 1, 10, 100 detections. SG-Net runs its whole VIS step (detect,
+   masks, association against a tracker memory that already holds N tracks) with NMS off and N
+   detections per frame. Mask R-CNN runs backbone, RPN and box head, then its mask head on the
+   same N boxes (``forward_with_given_boxes``) and pastes the masks at the frame's resolution, as
+   its inference does. SG-Net's time is broken down by stage.
+2. streaming memory: peak RSS of ``demo/demo.py`` (toy config) on 100 and on 1000 frames.
+3. training step (forward, backward, SGD step) on one clip pair at 360 x 640, SG-Net vs Mask R-CNN
+   on the same two frames and objects.
+4. the YouTube-VIS evaluator on 300 videos x 30 frames x 10 tracks.
+
+Mask R-CNN's RPN proposes its anchors (random deltas would collapse the proposals to a handful,
+see :func:`build_mask_rcnn`), so its box head runs on 1000 proposals as after training.
+Random weights would give SG-Net zero-size boxes (its distances start at relu(~0)) and no score
+above the threshold. So the box regression bias is set to 3 strides per side (boxes 6 strides wide
+at their level: 48 px on P3 to the whole frame on P7) and one class's bias to probability 0.5, so
+every location is a candidate of one class, as near an object (the per-level top-k bounds them);
+Mask R-CNN's mask head gets SG-Net's boxes.
+
+``--json``: the last line of stdout is one JSON object (schema in :func:`summary`). ``--report``
+writes the markdown report (tables, command, machine, profile, plot) next to a PNG plot.
+"""
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sgnet  # noqa: F401  (registers SG-Net; detectron2 compatibility)
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from sgnet.config import load_config
+from sgnet.data import YTVISPairDatasetMapper, generate_synthetic_ytvis, get_ytvis_dataset_dicts, register_ytvis_instances
+from sgnet.data import write_synthetic_video
+from sgnet.evaluation import evaluate_ytvis
+from sgnet.modeling import meta_arch
+from sgnet.tracking import TrackMemory
+
+REPO = Path(__file__).resolve().parents[1]
+SGNET_CONFIG = REPO / "configs" / "ytvis_2019" / "sgnet_R50_FPN_1x.yaml"
+TOY_CONFIG = REPO / "configs" / "toy" / "sgnet_R18_toy.yaml"
+NUM_CLASSES = 40  # YouTube-VIS 2019
+BOX_BIAS_STRIDES = 3.0
+INSTANCE_COUNTS = (1, 10, 100)
+STREAM_FRAMES = (100, 1000)
+EVAL_SIZES = {"videos": 300, "frames": 30, "tracks": 10}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+def mask_rcnn_cfg(device: str):
+    """detectron2's COCO Mask R-CNN R50-FPN 1x (Base-RCNN-FPN.yaml + mask_rcnn_R_50_FPN_1x.yaml),
+    written out as keys: detectron2 0.6 on PyPI ships without its model-zoo configs."""
+    cfg = get_cfg()
+    m = cfg.MODEL
+    m.DEVICE, m.WEIGHTS, m.MASK_ON = device, "", True
+    m.BACKBONE.NAME = "build_resnet_fpn_backbone"
+    m.RESNETS.DEPTH = 50
+    m.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    m.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    m.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
+    m.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
+    m.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+    m.RPN.PRE_NMS_TOPK_TRAIN, m.RPN.PRE_NMS_TOPK_TEST = 2000, 1000
+    m.RPN.POST_NMS_TOPK_TRAIN, m.RPN.POST_NMS_TOPK_TEST = 1000, 1000
+    m.ROI_HEADS.NAME = "StandardROIHeads"
+    m.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    m.ROI_HEADS.NUM_CLASSES = NUM_CLASSES
+    m.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+    m.ROI_BOX_HEAD.NUM_FC, m.ROI_BOX_HEAD.POOLER_RESOLUTION = 2, 7
+    m.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+    m.ROI_MASK_HEAD.NUM_CONV, m.ROI_MASK_HEAD.POOLER_RESOLUTION = 4, 14
+    cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = 360, 640
+    return cfg
+
+
+def build_mask_rcnn(device: str):
+    """Mask R-CNN with random weights whose RPN proposes its anchors (box deltas zeroed): random
+    deltas blow every proposal up to the whole frame, NMS then leaves a handful, and the box head
+    would do a fraction of its real work. So it runs on RPN.POST_NMS_TOPK_TEST (1000) proposals,
+    as after training."""
+    model = build_model(mask_rcnn_cfg(device))
+    with torch.no_grad():
+        model.proposal_generator.rpn_head.anchor_deltas.weight.zero_()
+        model.proposal_generator.rpn_head.anchor_deltas.bias.zero_()
+    return model
+
+
+def build_sgnet(config_file: Path, device: str, num_detections: int = 100):
+    """SG-Net with random weights made to look like a trained model's output (boxes of a
+    realistic size; one class above the score threshold at every location, as near an object),
+    NMS off and ``num_detections`` detections kept."""
+    cfg = load_config(
+        str(config_file),
+        ["MODEL.DEVICE", device, "MODEL.WEIGHTS", "", "MODEL.SGNET.NMS_THRESH_TEST", 1.0,
+         "MODEL.SGNET.DETECTIONS_PER_IMAGE", num_detections],
+    )
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.head.box_pred.bias.fill_(BOX_BIAS_STRIDES)
+        # Class 0 at probability 0.5 (score 0.25 with centerness 0.5), the others at the 0.01 prior.
+        model.head.cls_score.bias[0] = 0.0
+    return model
+
+
+def build_fcos_torchvision(device: str):
+    from torchvision.models.detection import fcos_resnet50_fpn
+
+    # min/max size = the input's, so torchvision's transform does not rescale the frame.
+    model = fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, min_size=360, max_size=640)
+    return model.to(device)
+
+
+# ------------------------------------------------------------------------------------- timing
+
+
+class Timer:
+    """Median wall time of a callable, with CUDA synchronisation, under optional autocast."""
+
+    def __init__(self, device: str, amp: bool, warmup: int, repeats: int):
+        self.device, self.amp, self.warmup, self.repeats = device, amp, warmup, repeats
+
+    def autocast(self):
+        if not self.amp:
+            return nullcontext()
+        dtype = torch.float16 if self.device == "cuda" else torch.bfloat16
+        return torch.autocast(self.device, dtype=dtype)
+
+    def sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def median_ms(self, function, setup=lambda: None) -> float:
+        """``function(setup())`` ``warmup`` times, then the median of ``repeats`` timed calls;
+        ``setup`` (untimed) makes a fresh argument for each call."""
+        times = []
+        for i in range(self.warmup + self.repeats):
+            argument = setup()
+            self.sync()
+            start = time.perf_counter()
+            with self.autocast():
+                function(argument)
+            self.sync()
+            if i >= self.warmup:
+                times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+
+@contextmanager
+def stage_clock(model, device: str):
+    """Times SG-Net's inference stages by wrapping the leaf calls of ``detect_frame`` /
+    ``inference_frame``; yields a dict stage -> list of ms, one entry per call."""
+    stages = {
+        "backbone+FPN": [(model.backbone, "forward")],
+        "heads": [(model.head, "forward"), (model.track_head, "forward"), (model.track_head, "embeddings_at"),
+                  (model, "_coefficients"), (model.mask_head, "bases")],
+        "mask assembly": [(model.mask_head, "assemble"), (meta_arch, "paste_masks")],
+        "post-processing": [(meta_arch, "select_detections")],
+        "tracking": [(model.tracker, "update")],
+    }
+    times = {stage: [] for stage in stages}
+    originals = []
+
+    def timed(stage, function):
+        def wrapper(*args, **kwargs):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times[stage].append((time.perf_counter() - start) * 1000)
+            return result
+
+        return wrapper
+
+    for stage, targets in stages.items():
+        for owner, name in targets:
+            originals.append((owner, name, owner.__dict__.get(name)))
+            setattr(owner, name, timed(stage, getattr(owner, name)))
+    try:
+        yield times
+    finally:
+        for owner, name, original in originals:
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+def random_frame(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """(3, H, W) uint8: smooth random blobs, so the frame is not white noise."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(3, height // 16 + 1, width // 16 + 1)).astype(np.float32)
+    frame = torch.nn.functional.interpolate(torch.from_numpy(small)[None], size=(height, width), mode="bilinear")
+    return frame[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def sgnet_latency(model, frame, num_detections: int, timer: Timer):
+    """(median ms of the full VIS step with N detections, {stage: median ms}, the N boxes)."""
+    model.max_detections_per_image = num_detections
+    size = tuple(frame.shape[-2:])
+    frame = frame.to(model.device)
+    with torch.inference_mode(), timer.autocast():
+        memory = TrackMemory()
+        instances = model.inference_frame(frame, size, memory)  # the tracks of a previous frame
+    if len(instances) != num_detections:
+        raise RuntimeError(f"SG-Net gave {len(instances)} detections, not {num_detections}")
+    with torch.inference_mode():
+        total = timer.median_ms(lambda m: model.inference_frame(frame, size, m), lambda: copy.deepcopy(memory))
+        with stage_clock(model, timer.device) as stage_times:
+            timer.median_ms(lambda m: model.inference_frame(frame, size, m), lambda: copy.deepcopy(memory))
+    calls = timer.warmup + timer.repeats
+    breakdown = {}
+    for stage, times in stage_times.items():
+        per_call = np.asarray(times).reshape(calls, -1).sum(axis=1)[timer.warmup:]
+        breakdown[stage] = float(np.median(per_call))
+    breakdown["other"] = max(total - sum(breakdown.values()), 0.0)
+    return total, breakdown, instances.pred_boxes.tensor
+
+
+def mask_rcnn_latency(model, frame, boxes: torch.Tensor, timer: Timer):
+    """(median ms, number of RPN proposals): Mask R-CNN's inference with its mask head run on the
+    given (N, 4) boxes. The proposal count shows that the box head does its full work (1000)."""
+    inputs = [{"image": frame.to(model.device), "height": frame.shape[-2], "width": frame.shape[-1]}]
+    given = Instances(tuple(frame.shape[-2:]), pred_boxes=Boxes(boxes.to(model.device)),
+                      scores=torch.ones(len(boxes), device=model.device),
+                      pred_classes=torch.zeros(len(boxes), dtype=torch.long, device=model.device))
+
+    def step(_):
+        images = model.preprocess_image(inputs)
+        features = model.backbone(images.tensor)
+        proposals, _ = model.proposal_generator(images, features)
+        num_proposals.append(len(proposals[0]))
+        model.roi_heads._forward_box(features, proposals)  # the detections are replaced by ``given``
+        detections = model.roi_heads.forward_with_given_boxes(features, [given])
+        return model._postprocess(detections, inputs, images.image_sizes)
+
+    num_proposals = []
+    with torch.inference_mode():
+        return timer.median_ms(step), num_proposals[-1]
+
+
+def latency_section(args, timer: Timer) -> dict:
+    frame = random_frame(args.height, args.width)
+    sgnet_model = build_sgnet(SGNET_CONFIG, args.device).eval()
+    mask_rcnn = build_mask_rcnn(args.device).eval()
+    fcos = build_fcos_torchvision(args.device).eval()
+    result = {"sgnet": {}, "mask_rcnn": {}, "sgnet_breakdown": {}, "mean_box_area_fraction": {}}
+    for n in INSTANCE_COUNTS:
+        total, breakdown, boxes = sgnet_latency(sgnet_model, frame, n, timer)
+        result["sgnet"][str(n)], result["sgnet_breakdown"][str(n)] = total, breakdown
+        area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).mean() / (args.height * args.width)
+        result["mean_box_area_fraction"][str(n)] = float(area)
+        result["mask_rcnn"][str(n)], result["mask_rcnn_proposals"] = mask_rcnn_latency(mask_rcnn, frame, boxes, timer)
+        log(f"latency N={n}: SG-Net {total:.0f} ms, Mask R-CNN {result['mask_rcnn'][str(n)]:.0f} ms")
+    fcos_input = [frame.to(args.device).float() / 255]
+    with torch.inference_mode():
+        result["fcos_torchvision"] = timer.median_ms(lambda _: fcos(fcos_input))
+    log(f"latency: torchvision FCOS {result['fcos_torchvision']:.0f} ms")
+    if args.profile_rows:
+        result["profile"] = sgnet_profile(sgnet_model, frame.to(args.device), timer, args.profile_rows)
+    return result
+
+
+def sgnet_profile(model, frame, timer: Timer, rows: int) -> str:
+    """torch.profiler's top operators of SG-Net's VIS step at 10 detections."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.max_detections_per_image = 10
+    size = tuple(frame.shape[-2:])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if timer.device == "cuda" else [])
+    with torch.inference_mode():
+        memory = TrackMemory()
+        model.inference_frame(frame, size, memory)
+        with profile(activities=activities) as profiler:
+            for _ in range(timer.repeats):
+                model.inference_frame(frame, size, copy.deepcopy(memory))
+    sort_by = "self_cuda_time_total" if timer.device == "cuda" else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort_by, row_limit=rows)
+
+
+# ------------------------------------------------------------------------------ streaming memory
+
+
+def peak_rss_mib(command: list) -> float:
+    """Run ``command``; its peak resident set size in MiB (``wait4``'s ru_maxrss, Linux: KiB)."""
+    # stderr goes to a file, not a pipe: a child writing more than the pipe holds would block.
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(command)} failed (exit status {process.returncode}):\n{message}")
+    return usage.ru_maxrss / 1024
+
+
+def memory_section(args, workdir: Path) -> dict:
+    """Peak RSS of the demo (read, infer, track, draw, write) on 100 and 1000 frames: a toy SG-Net
+    with random weights, boxes of a realistic size, 5 tracked detections per frame."""
+    weights = workdir / "toy_random.pth"
+    model = build_sgnet(TOY_CONFIG, "cpu", num_detections=5)
+    torch.save({"model": model.state_dict()}, weights)
+    result = {}
+    for frames in STREAM_FRAMES:
+        video = write_synthetic_video(str(workdir / f"stream_{frames}.mp4"), num_frames=frames, seed=frames)
+        command = [sys.executable, "demo/demo.py", "--config-file", str(TOY_CONFIG), "--video-input", video,
+                   "--output", str(workdir / f"stream_{frames}_out.mp4"), "--confidence-threshold", "0",
+                   "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", args.device,
+                   "MODEL.SGNET.DETECTIONS_PER_IMAGE", "5"]
+        start = time.perf_counter()
+        result[str(frames)] = peak_rss_mib(command)
+        log(f"streaming: {frames} frames, peak RSS {result[str(frames)]:.0f} MiB ({time.perf_counter() - start:.0f} s)")
+    return result
+
+
+# --------------------------------------------------------------------------------- training step
+
+
+def training_pair(workdir: Path, height: int, width: int) -> dict:
+    """One clip pair of a synthetic video at ``height`` x ``width``, through SG-Net's mapper."""
+    paths = generate_synthetic_ytvis(str(workdir / "train_pair"), num_train_videos=1, num_val_videos=0,
+                                     num_frames=2, height=height, width=width, seed=3)
+    name = "benchmark_train_pair"
+    if name not in DatasetCatalog.list():
+        register_ytvis_instances(name, {}, paths["train_json"], paths["train_root"])
+    cfg = load_config(str(SGNET_CONFIG), ["INPUT.MIN_SIZE_TRAIN", (height,), "INPUT.MIN_SIZE_TRAIN_SAMPLING", "choice",
+                                          "INPUT.MAX_SIZE_TRAIN", width, "INPUT.RANDOM_FLIP", "none",
+                                          "DATASETS.TRAIN", (name,)])
+    (video,) = get_ytvis_dataset_dicts((name,))
+    return YTVISPairDatasetMapper(cfg, is_train=True)(video)
+
+
+def train_step_ms(model, batched_inputs, timer: Timer) -> float:
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+
+    def step(_):
+        losses = model(batched_inputs)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    with EventStorage():  # both models log training statistics
+        return timer.median_ms(step)
+
+
+def train_section(args, timer: Timer, workdir: Path) -> dict:
+    pair = training_pair(workdir, args.height, args.width)
+    sgnet_ms = train_step_ms(build_sgnet(SGNET_CONFIG, args.device), [pair], timer)
+    log(f"training step: SG-Net {sgnet_ms:.0f} ms")
+    frames = [{"image": image, "instances": instances} for image, instances in zip(pair["image"], pair["instances"])]
+    mask_rcnn_ms = train_step_ms(build_mask_rcnn(args.device), frames, timer)
+    log(f"training step: Mask R-CNN {mask_rcnn_ms:.0f} ms")
+    return {"sgnet": sgnet_ms, "mask_rcnn": mask_rcnn_ms}
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+
+def eval_section(workdir: Path) -> float:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from benchmark_eval import make_files
+
+    sizes = argparse.Namespace(**EVAL_SIZES, height=360, width=640)
+    gt_path, results_path = make_files(str(workdir), sizes, np.random.default_rng(0))
+    start = time.perf_counter()
+    evaluate_ytvis(gt_path, results_path)
+    seconds = time.perf_counter() - start
+    log("evaluation of {videos} videos x {frames} frames x {tracks} tracks: ".format(**EVAL_SIZES) + f"{seconds:.1f} s")
+    return seconds
+
+
+# --------------------------------------------------------------------------------------- report
+
+
+def summary(args, latency, memory, train, eval_seconds) -> dict:
+    """The JSON object of ``--json`` (times in ms, ratios SG-Net / Mask R-CNN)."""
+    ratios = {n: latency["sgnet"][n] / latency["mask_rcnn"][n] for n in latency["sgnet"]}
+    return {
+        "device": device_name(args.device),
+        "threads": torch.get_num_threads(),
+        "amp": args.amp,
+        "input": [args.height, args.width],
+        "latency_ms": {k: latency[k] for k in ("sgnet", "mask_rcnn", "fcos_torchvision")},
+        "latency_ratio": ratios,
+        "sgnet_100_over_1": latency["sgnet"][str(INSTANCE_COUNTS[-1])] / latency["sgnet"][str(INSTANCE_COUNTS[0])],
+        "sgnet_breakdown_ms": latency["sgnet_breakdown"],
+        "mean_box_area_fraction": latency["mean_box_area_fraction"],
+        "mask_rcnn_proposals": latency["mask_rcnn_proposals"],
+        "peak_rss_mib": memory,
+        "rss_1000_over_100": memory[str(STREAM_FRAMES[1])] / memory[str(STREAM_FRAMES[0])],
+        "train_step_ms": train,
+        "train_step_ratio": train["sgnet"] / train["mask_rcnn"],
+        "eval_seconds": eval_seconds,
+    }
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    model = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def target_checks(result: dict, device: str) -> list:
+    """(figure, measured, target, met) for each of the benchmark issue's targets."""
+    ratio = result["latency_ratio"]
+    checks = [("SG-Net / Mask R-CNN latency, 10 instances", ratio.get("10"), 0.67 if device == "cuda" else 0.85)]
+    if device == "cpu":
+        checks += [
+            ("SG-Net / Mask R-CNN latency, 100 instances", ratio.get("100"), 0.50),
+            ("SG-Net latency, 100 / 1 instances", result["sgnet_100_over_1"], 1.10),
+        ]
+    checks += [
+        ("demo peak RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
+        ("training step, SG-Net / Mask R-CNN", result["train_step_ratio"], 1.0),
+        ("evaluation of 300 x 30 x 10 (s)", result["eval_seconds"], 60.0),
+    ]
+    return [(name, value, target, value is not None and value <= target) for name, value, target in checks]
+
+
+def write_report(path: Path, result: dict, profile: str, command: str, device: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [int(n) for n in result["latency_ms"]["sgnet"]]
+    plot_path = path.with_name(path.stem + "_latency.png")
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    for key, label in (("sgnet", "SG-Net R50-FPN (full VIS step)"), ("mask_rcnn", "Mask R-CNN R50-FPN")):
+        axes.plot(counts, [result["latency_ms"][key][str(n)] for n in counts], marker="o", label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("instances per frame")
+    axes.set_ylabel("latency per frame (ms)")
+    axes.set_ylim(bottom=0)
+    axes.set_title(f"{result['input'][0]} x {result['input'][1]}, {result['device']}", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(plot_path, dpi=120)
+
+    latency, ratio = result["latency_ms"], result["latency_ratio"]
+    breakdown = result["sgnet_breakdown_ms"]
+    stages = list(breakdown[str(counts[0])])
+    (short, long), rss = STREAM_FRAMES, result["peak_rss_mib"]
+    lines = [
+        "# Benchmarks: SG-Net against Mask R-CNN",
+        "",
+        "Written by `tools/benchmark.py --report` (see its docstring for the method): detectron2's",
+        "Mask R-CNN R50-FPN, torchvision's FCOS R50-FPN and SG-Net R50-FPN with random weights, in one",
+        "process, same input, device and threads; medians over repeats after warm-up. SG-Net's",
+        "latency is its whole VIS step (detection, masks, association with N existing tracks);",
+        "Mask R-CNN's is its inference with the mask head run on the same N boxes.",
+        "",
+        f"- Machine: {result['device']}, {result['threads']} torch threads, torch {torch.__version__}"
+        f"{', autocast' if result['amp'] else ''}. Input {result['input'][0]} x {result['input'][1]}, batch 1.",
+        f"- Command: `{command}`",
+        "",
+        "| target | measured | target | met |",
+        "|---|---|---|---|",
+        *(f"| {name} | {value:.3g} | <= {target:g} | {'yes' if met else '**no**'} |"
+          for name, value, target, met in target_checks(result, device)),
+        "",
+        "| N instances | SG-Net (ms) | Mask R-CNN (ms) | SG-Net / Mask R-CNN |",
+        "|---|---|---|---|",
+        *(f"| {n} | {latency['sgnet'][str(n)]:.0f} | {latency['mask_rcnn'][str(n)]:.0f} | {ratio[str(n)]:.2f} |" for n in counts),
+        "",
+        f"torchvision FCOS R50-FPN (detection only): {latency['fcos_torchvision']:.0f} ms. "
+        f"SG-Net at {counts[-1]} / at {counts[0]} instance: {result['sgnet_100_over_1']:.2f}. Mask R-CNN's box head "
+        f"ran on {result['mask_rcnn_proposals']} RPN proposals. Mean SG-Net box area, fraction of the frame: "
+        + ", ".join(f"{area:.2f} (N = {n})" for n, area in result["mean_box_area_fraction"].items()) + ".",
+        "",
+        "SG-Net's step by stage (ms):",
+        "",
+        "| stage | " + " | ".join(f"N = {n}" for n in counts) + " |",
+        "|---|" + "---|" * len(counts),
+        *(f"| {s} | " + " | ".join(f"{breakdown[str(n)][s]:.1f}" for n in counts) + " |" for s in stages),
+        "",
+        f"| other figure | value |",
+        "|---|---|",
+        f"| demo peak RSS, {short} / {long} frames (MiB) | {rss[str(short)]:.0f} / {rss[str(long)]:.0f} |",
+        f"| peak RSS ratio, {long} / {short} frames | {result['rss_1000_over_100']:.3f} |",
+        f"| training step, SG-Net / Mask R-CNN (ms) | {result['train_step_ms']['sgnet']:.0f} / {result['train_step_ms']['mask_rcnn']:.0f} |",
+        f"| training step ratio | {result['train_step_ratio']:.2f} |",
+        "| evaluation, {videos} videos x {frames} frames x {tracks} tracks (s) | ".format(**EVAL_SIZES)
+        + f"{result['eval_seconds']:.1f} |",
+        "",
+        f"![latency vs instances]({plot_path.name})",
+        "",
+        "Top operators of SG-Net's step at 10 instances (torch.profiler):",
+        "",
+        "```",
+        profile.rstrip(),
+        "```",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--amp", action="store_true", help="autocast: fp16 on CUDA, bf16 on CPU")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (under 3 minutes on 2 CPU cores)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+    parser.add_argument("--report", type=Path, help="write the markdown report here (and a PNG plot beside it)")
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--width", type=int, default=640)
+    args = parser.parse_args(argv)
+    args.warmup, args.repeats = (1, 3) if args.quick else (2, 7)
+    args.profile_rows = 15 if args.report else 0
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("benchmark.py: --device cuda, but torch sees no CUDA device")
+    torch.manual_seed(0)
+    timer = Timer(args.device, args.amp, args.warmup, args.repeats)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        latency = latency_section(args, timer)
+        memory = memory_section(args, workdir)
+        train = train_section(args, timer, workdir)
+        eval_seconds = eval_section(workdir)
+    result = summary(args, latency, memory, train, eval_seconds)
+    log(f"benchmark finished in {time.perf_counter() - start:.0f} s")
+    if args.report:
+        command = "python tools/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        write_report(args.report, result, latency.get("profile", ""), command, args.device)
+        log(f"report: {args.report}")
+    if not args.json:
+        print(json.dumps(result, indent=2))
+        for name, value, target, met in target_checks(result, args.device):
+            print(f"{name}: {value:.3g} (target <= {target:g}) {'met' if met else 'MISSED'}")
+    else:
+        print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
