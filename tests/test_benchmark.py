@@ -72,9 +72,11 @@ def test_sgnet_is_forced_to_n_detections_of_realistic_size(benchmark):
 
 
 def test_peak_rss_measures_the_child(benchmark):
-    """ru_maxrss of that child alone: a process holding 300 MiB more peaks at least 300 MiB higher."""
-    small = benchmark.peak_rss_mib([sys.executable, "-c", "pass"])
-    large = benchmark.peak_rss_mib([sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
-    assert large - small > 280
+    """The child's own peak, not this (large) process's RSS: a child holding 300 MiB more peaks
+    at least 300 MiB higher, and an idle one far below this process."""
+    hold = "import time; b = bytearray({} * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5)"
+    small = benchmark.peak_rss_mib([sys.executable, "-c", hold.format(0)])
+    large = benchmark.peak_rss_mib([sys.executable, "-c", hold.format(300)])
+    assert 0 < small < 100 and large - small > 280
     with pytest.raises(RuntimeError, match="failed"):
         benchmark.peak_rss_mib([sys.executable, "-c", "raise SystemExit(3)"])

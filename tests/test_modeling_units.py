@@ -238,3 +238,24 @@ def test_sampled_deformable_conv_equals_torchvision(size):
     grads_sampled = torch.autograd.grad(sampled, (features, offsets, weight, bias), upstream)
     for name, a, b in zip(("features", "offsets", "weight", "bias"), grads_sampled, grads_reference):
         assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name
+
+
+def test_masks_assembled_in_chunks_equal_one_pass(model, monkeypatch):
+    """Inference assembles and pastes masks 16 instances at a time (bounded temporaries): the
+    masks must not depend on the chunk size, also under the per-image granularity rule, which
+    looks at all of a frame's boxes."""
+    # Boxes of 4 strides, so that masks cover pixels (restored after: the model is shared).
+    monkeypatch.setattr(model.head.box_pred, "bias", torch.nn.Parameter(torch.full((4,), 2.0)))
+    monkeypatch.setattr(model, "test_score_thresh", 0.0)
+    monkeypatch.setattr(model, "test_nms_thresh", 1.0)
+    monkeypatch.setattr(model, "max_detections_per_image", 7)
+    image = torch.randint(0, 255, (3, 96, 128), dtype=torch.uint8)
+    for per_image in (False, True):
+        monkeypatch.setattr(model.mask_head, "granularity_per_image", per_image)
+        outputs = []
+        for chunk_size in (2, 1000):
+            monkeypatch.setattr(model, "mask_chunk_size", chunk_size)
+            with torch.no_grad():
+                outputs.append(model.detect_frame(image, (120, 160)).pred_masks)
+        assert outputs[0].shape == (7, 120, 160) and outputs[0].any()
+        assert torch.equal(outputs[0], outputs[1])

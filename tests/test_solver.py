@@ -37,13 +37,16 @@ def test_adamw_uses_the_same_groups_betas_and_clipping():
     model = TwoLayers()
     optimizer = build_optimizer(cfg, model)
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["betas"] == (0.8, 0.99)
-    # conv weight: base LR and decay; conv bias: LR x2, no decay; norm parameters: no decay.
-    assert groups_by_shape(optimizer) == [((4,), 0.001, 0.0), ((4,), 0.001, 0.0), ((4,), 0.002, 0.0), ((4, 3, 3, 3), 0.001, 1e-4)]
-    # detectron2's clipping wraps the step: a huge gradient moves a weight by at most ~LR.
-    before = model.conv.weight.detach().clone()
-    model.conv.weight.grad = torch.full_like(before, 1e6)
+    # detectron2's groups: conv weight (base LR, decay); the two biases, conv's and the norm's
+    # (LR x2, no decay); the norm weight (base LR, no decay).
+    assert groups_by_shape(optimizer) == [((4,), 0.001, 0.0), ((4,), 0.002, 0.0), ((4, 3, 3, 3), 0.001, 1e-4)]
+    assert sorted(len(group["params"]) for group in optimizer.param_groups) == [1, 1, 2]
+    # detectron2's clipping wraps the step: gradients are clipped (in place) to CLIP_VALUE first.
+    for parameter in model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    model.conv.weight.grad.fill_(1e6)
     optimizer.step()
-    assert (before - model.conv.weight.detach()).abs().max() < 0.0011
+    assert torch.all(model.conv.weight.grad == 0.5)
 
 
 def test_unknown_optimizer_is_named():

@@ -312,18 +312,32 @@ def sgnet_profile(model, frame, timer: Timer, rows: int) -> str:
 # ------------------------------------------------------------------------------ streaming memory
 
 
-def peak_rss_mib(command: list) -> float:
-    """Run ``command``; its peak resident set size in MiB (``wait4``'s ru_maxrss, Linux: KiB)."""
+def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> float:
+    """Run ``command``; its peak resident set size in MiB: the largest ``VmHWM`` (the kernel's
+    high-water mark of the process's own memory) read from /proc while it runs. Not rusage's
+    ru_maxrss, which also counts this (large) parent process's RSS inherited across fork + exec.
+    Read every ``poll_seconds``: growth in a child's last moments would be missed (the demo's
+    memory is flat after start-up)."""
+    peak_kib = 0
     # stderr goes to a file, not a pipe: a child writing more than the pipe holds would block.
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        status_file = f"/proc/{process.pid}/status"
+        while True:
+            finished = process.poll() is not None
+            try:
+                with open(status_file) as f:
+                    peak_kib = max([peak_kib] + [int(line.split()[1]) for line in f if line.startswith("VmHWM:")])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+            if finished:
+                break
+            time.sleep(poll_seconds)
         if process.returncode != 0:
             stderr.seek(0)
             message = stderr.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{' '.join(command)} failed (exit status {process.returncode}):\n{message}")
-    return usage.ru_maxrss / 1024
+    return peak_kib / 1024
 
 
 def memory_section(args, workdir: Path) -> dict:
@@ -452,7 +466,8 @@ def target_checks(result: dict, device: str) -> list:
         ("training step, SG-Net / Mask R-CNN", result["train_step_ratio"], 1.0),
         ("evaluation of 300 x 30 x 10 (s)", result["eval_seconds"], 60.0),
     ]
-    return [(name, value, target, value is not None and value <= target) for name, value, target in checks]
+    # (A run with other instance counts, as the tests make, has no 10 / 100 figures to check.)
+    return [(name, value, target, value <= target) for name, value, target in checks if value is not None]
 
 
 def write_report(path: Path, result: dict, profile: str, command: str, device: str) -> None:

@@ -147,7 +147,12 @@ class SpatialGranularityMaskHead(nn.Module):
             areas = (totals / counts)[image_idx]
         return self.granularities[torch.bucketize(areas, self.granularity_areas)]
 
-    def assemble(self, bases: Tensor, image_idx: Tensor, boxes: Tensor, coefficients: Tensor):
+    def box_granularity(self, boxes: Tensor, image_idx: Tensor) -> Tensor:
+        """(N,) g of N boxes (N, 4) in basis-map pixels, see :meth:`select_granularity`."""
+        areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+        return self.select_granularity(areas, image_idx)
+
+    def assemble(self, bases: Tensor, image_idx: Tensor, boxes: Tensor, coefficients: Tensor, granularity=None):
         """Mask logits of N instances at the basis pixels inside their boxes.
 
         Args:
@@ -155,11 +160,13 @@ class SpatialGranularityMaskHead(nn.Module):
             image_idx: (N,) image of each instance.
             boxes: (N, 4) boxes in basis-map pixels.
             coefficients: (N, K * sum g^2) from :meth:`coefficients`.
+            granularity: (N,) g per instance; by default :meth:`box_granularity` of these N
+                (pass it when assembling a subset, as the per-image rule looks at all of them).
         Returns:
             (BoxPixels, logits (P,)): the logit of pixel p is <bases at p, coefficients of p's cell>.
         """
-        areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-        granularity = self.select_granularity(areas, image_idx)
+        if granularity is None:
+            granularity = self.box_granularity(boxes, image_idx)
         pixels = box_pixels(boxes, granularity, bases.shape[-2:])
         group = torch.bucketize(granularity, self.granularities)  # index of g in the list
         # Coefficients as rows of K: instance n's cell c of granularity group j is row
