@@ -367,6 +367,8 @@ class SGNet(FCOS):
             predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
         )
         bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
+        # Channels-last once here, so that each chunk's per-pixel gather reads rows in place.
+        bases = bases.contiguous(memory_format=torch.channels_last)
         basis_boxes = detections.boxes / self.basis_stride
         granularity = self.mask_head.box_granularity(basis_boxes, image_idx)
         masks = torch.empty(len(detections), *output_size, dtype=torch.bool, device=self.device)
