@@ -1,5 +1,4 @@
 """train_net.py and demo/demo.py as users run them: subprocesses on a tiny synthetic dataset."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,8 @@ import pytest
 import torch
 
 from sgnet.data import generate_synthetic_ytvis, write_synthetic_video
+
+from app_fixtures import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_CONFIG = REPO / "configs" / "toy" / "sgnet_R18_toy.yaml"
@@ -112,10 +113,7 @@ def test_eval_only_writes_results_and_reports_ap(trained, toy_env, tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_module():
-    spec = importlib.util.spec_from_file_location("sgnet_demo", REPO / "demo" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("demo/demo.py", "sgnet_demo")
 
 
 @pytest.fixture(scope="module")

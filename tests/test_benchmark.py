@@ -1,24 +1,19 @@
 """tools/benchmark.py end to end at tiny sizes: every section runs, the JSON has the issue's
 schema, the report and its plot are written, and the measurements mean what they say."""
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from sgnet.tracking import TrackMemory
 
-REPO = Path(__file__).resolve().parents[1]
+from app_fixtures import load_script
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("sgnet_benchmark", REPO / "tools" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/benchmark.py", "sgnet_benchmark")
 
 
 def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
