@@ -240,22 +240,49 @@ def test_sampled_deformable_conv_equals_torchvision(size):
         assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name
 
 
-def test_masks_assembled_in_chunks_equal_one_pass(model, monkeypatch):
-    """Inference assembles and pastes masks 16 instances at a time (bounded temporaries): the
-    masks must not depend on the chunk size, also under the per-image granularity rule, which
-    looks at all of a frame's boxes."""
-    # Boxes of 4 strides, so that masks cover pixels (restored after: the model is shared).
-    monkeypatch.setattr(model.head.box_pred, "bias", torch.nn.Parameter(torch.full((4,), 2.0)))
-    monkeypatch.setattr(model, "test_score_thresh", 0.0)
-    monkeypatch.setattr(model, "test_nms_thresh", 1.0)
-    monkeypatch.setattr(model, "max_detections_per_image", 7)
-    image = torch.randint(0, 255, (3, 96, 128), dtype=torch.uint8)
-    for per_image in (False, True):
-        monkeypatch.setattr(model.mask_head, "granularity_per_image", per_image)
-        outputs = []
-        for chunk_size in (2, 1000):
-            monkeypatch.setattr(model, "mask_chunk_size", chunk_size)
-            with torch.no_grad():
-                outputs.append(model.detect_frame(image, (120, 160)).pred_masks)
-        assert outputs[0].shape == (7, 120, 160) and outputs[0].any()
-        assert torch.equal(outputs[0], outputs[1])
+def straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size):
+    """Reference for inference masks: bases upsampled x4, logits at every box pixel, probabilities
+    0 outside boxes, the valid part resized to the output. Returns the resized probabilities."""
+    bases = F.interpolate(coarse_bases[None], scale_factor=4, mode="bilinear", align_corners=False)
+    pixels, logits = head.assemble(bases, torch.zeros(len(boxes), dtype=torch.long), boxes, coefficients, granularity)
+    probabilities = torch.zeros(len(boxes), *bases.shape[-2:])
+    probabilities[pixels.instance, pixels.ys, pixels.xs] = logits.sigmoid()
+    valid = probabilities[:, None, : valid_size[0], : valid_size[1]]
+    return F.interpolate(valid, size=output_size, mode="bilinear", align_corners=False)[:, 0]
+
+
+@pytest.mark.parametrize("output_size", [(44, 62), (37, 50), (90, 129)])
+def test_inference_masks_equal_the_straightforward_computation(output_size):
+    """Box crops, coarse logits and grid sampling give the masks of upsampling the bases, assembling
+    every box pixel and resizing whole maps: at integer and fractional output scales, for boxes
+    over the edges, in the padding and empty, in chunks of any size."""
+    torch.manual_seed(0)
+    head = make_mask_head(num_bases=3)
+    coarse_bases = torch.randn(3, 6, 8)  # bases 24 x 32, of which 22 x 31 cover the input
+    valid_size = (22, 31)
+    boxes = torch.tensor(
+        [
+            [1.2, 2.5, 7.7, 8.0],  # small: g 2
+            [0.0, 0.0, 22.0, 26.0],  # g 3
+            [-3.0, 1.0, 21.0, 51.0],  # over the bottom edge: g 4
+            [10.3, 4.1, 31.6, 21.9],  # to the right edge
+            [5.0, 5.0, 5.2, 9.0],  # covers no pixel centre
+            [2.0, 22.5, 9.0, 24.0],  # only in the padding below the input
+            [0.4, 0.6, 2.6, 1.7],  # 2 x 1 pixels
+        ]
+    )
+    granularity = head.box_granularity(boxes, torch.zeros(len(boxes), dtype=torch.long))
+    assert set(granularity.tolist()) == {2, 3, 4}
+    coefficients = 2 * torch.randn(len(boxes), 3 * (4 + 9 + 16))
+    reference = straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size)
+    # Pixels within float rounding of the threshold may go either way.
+    decided = (reference - 0.5).abs() > 1e-5
+    for chunk_size in (1, 3, 1000):
+        masks = head.output_masks(coarse_bases, boxes, coefficients, granularity, valid_size, output_size, 0.5, chunk_size)
+        assert masks.shape == (len(boxes), *output_size) and masks.dtype == torch.bool
+        assert torch.equal(masks[decided], (reference > 0.5)[decided])
+    assert masks[1:4].flatten(1).any(dim=1).all() and not masks[4:6].any()
+    # Cells differ: within box 2, both masked and unmasked pixels.
+    assert 0.1 < masks[2].float().mean() < 0.9
+    none = head.output_masks(coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, 0.5)
+    assert none.shape == (0, *output_size)

@@ -16,7 +16,7 @@ from ..tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
 from . import losses
 from .detection_head import SGNetDetectionHead
 from .mask_head import SpatialGranularityMaskHead
-from .postprocessing import Detections, paste_masks, select_detections
+from .postprocessing import Detections, select_detections
 from .track_head import CenterTrackHead
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,6 @@ class SGNet(FCOS):
         self.track_box_jitter = track_box_jitter
         self.mask_max_train_instances = mask_max_train_instances
         self.mask_threshold = mask_threshold
-        self.mask_chunk_size = 16  # instances per mask assembly pass at inference, see _masks
         self.track_label_rule = track_label_rule
 
     @classmethod
@@ -366,32 +365,18 @@ class SGNet(FCOS):
         coefficients = self._coefficients(
             predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
         )
-        bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
-        # Channels-last once here, so that each chunk's per-pixel gather reads rows in place.
-        bases = bases.contiguous(memory_format=torch.channels_last)
+        coarse_bases = self.mask_head.coarse_bases([predictions["box_features"][i] for i in self.basis_levels])
         basis_boxes = detections.boxes / self.basis_stride
-        granularity = self.mask_head.box_granularity(basis_boxes, image_idx)
-        masks = torch.empty(len(detections), *output_size, dtype=torch.bool, device=self.device)
-        # Chunks of instances bound the temporaries (per-pixel gathers, probabilities at the output
-        # resolution: ~1 MB per instance at 360p) to a few MB, which is faster for many instances.
-        for start in range(0, len(detections), self.mask_chunk_size):
-            chunk = slice(start, start + self.mask_chunk_size)
-            pixels, logits = self.mask_head.assemble(
-                bases, image_idx[chunk], basis_boxes[chunk], coefficients[chunk], granularity[chunk]
-            )
-            masks[chunk] = paste_masks(
-                pixels.instance,
-                pixels.ys,
-                pixels.xs,
-                logits,
-                len(granularity[chunk]),
-                bases.shape[-2:],
-                self.basis_stride,
-                input_size,
-                output_size,
-                self.mask_threshold,
-            )
-        return masks
+        valid_size = tuple(-(-size // self.basis_stride) for size in input_size)
+        return self.mask_head.output_masks(
+            coarse_bases[0],
+            basis_boxes,
+            coefficients,
+            self.mask_head.box_granularity(basis_boxes, image_idx),
+            valid_size,
+            output_size,
+            self.mask_threshold,
+        )
 
     def inference_frame(self, image: Tensor, output_size, memory: TrackMemory) -> Instances:
         """Streaming API: one frame in, its tracked instances out (``track_ids`` field).

@@ -73,32 +73,35 @@ def select_detections(
     return detections[keep[:max_detections]]
 
 
-def paste_masks(
-    pixel_instance: Tensor,
-    ys: Tensor,
-    xs: Tensor,
-    logits: Tensor,
-    num_instances: int,
-    basis_size,
-    basis_stride: int,
-    input_size,
-    output_size,
-    threshold: float,
-) -> Tensor:
-    """Masks at the output resolution from the logits at box pixels of the basis map.
+def bilinear_sources(out_size: int, in_size: int, scale: float, device=None) -> Tensor:
+    """(out_size,) source coordinate of each output index of a bilinear resize along one axis,
+    as ``F.interpolate(..., align_corners=False)`` computes it with this input/output ``scale``,
+    clamped to [0, in_size - 1] (where the resize reads the edge pixel alone)."""
+    outputs = torch.arange(out_size, dtype=torch.float32, device=device)
+    return ((outputs + 0.5) * scale - 0.5).clamp(0, in_size - 1)
 
-    Probabilities are 0 outside boxes. The basis map covers the padded input at ``basis_stride``;
-    its part covering the unpadded ``input_size`` is resized to ``output_size`` and thresholded.
 
+def resample_crops(crops: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
+    """Bilinear samples of crops on separable grids of crop pixel coordinates, 0 outside.
+
+    Args:
+        crops: (n, C, h, w).
+        ys: (n, H) row coordinates; xs: (n, W) column coordinates (pixel centres at integers).
     Returns:
-        (D, H_out, W_out) bool.
+        (n, C, H, W): sample (y, x) of crop k is at (ys[k, y], xs[k, x]).
     """
-    probabilities = logits.new_zeros(num_instances, *basis_size)
-    probabilities[pixel_instance, ys, xs] = logits.sigmoid()
-    valid_h = -(-input_size[0] // basis_stride)
-    valid_w = -(-input_size[1] // basis_stride)
-    probabilities = probabilities[:, :valid_h, :valid_w]
-    if num_instances == 0:
-        return torch.zeros(0, *output_size, dtype=torch.bool, device=logits.device)
-    resized = F.interpolate(probabilities[:, None], size=tuple(output_size), mode="bilinear", align_corners=False)
-    return resized[:, 0] > threshold
+    n, _, height, width = crops.shape
+    grid = crops.new_empty(n, ys.shape[1], xs.shape[1], 2, dtype=torch.float32)
+    # grid_sample's normalised coordinates for align_corners=False: pixel u is at (2u + 1) / size - 1.
+    grid[..., 0] = ((2 * xs + 1) / width - 1)[:, None, :]
+    grid[..., 1] = ((2 * ys + 1) / height - 1)[:, :, None]
+    return F.grid_sample(crops, grid.to(crops.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def resize_windows(starts: Tensor, ends: Tensor, sources: Tensor):
+    """The output indices of a resize (``sources`` from :func:`bilinear_sources`) that read the
+    input range [start, end): (first (n,), count (n,)). Outside them, a map that is 0 outside the
+    range resizes to 0."""
+    first = torch.searchsorted(sources, (starts - 1).to(sources.dtype), right=True)
+    last = torch.searchsorted(sources, ends.to(sources.dtype))
+    return first, (last - first).clamp(min=0)
