@@ -94,6 +94,28 @@ def test_frame_without_detections_keeps_the_tracks():
     assert ids.tolist() == [] and len(memory) == 2
 
 
+@pytest.mark.parametrize("max_age", [0, 2])
+def test_tracks_without_detections_for_max_age_frames_are_forgotten(max_age):
+    """Frame 0 starts A (left) and B (right); frames 1-2 see only A. With MAX_AGE 2, B is gone after
+    its second empty frame, and an object on the right in frame 3 is a new track with a new id;
+    with MAX_AGE 0 (release) it is B again."""
+    t = OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy="drop", max_age=max_age)
+    memory = start_two_tracks(t)
+    only_a = (5 * torch.eye(2)[:1], torch.tensor([LEFT]), torch.tensor([0.9]), torch.tensor([0]))
+    assert t.update(memory, *only_a).tolist() == [0]
+    assert len(memory) == 2  # B missed one frame
+    assert t.update(memory, *only_a).tolist() == [0]
+    assert memory.ids.tolist() == ([0] if max_age else [0, 1]) and memory.frame == 3
+    ids = t.update(memory, 5 * torch.eye(2), torch.tensor([LEFT, RIGHT]), torch.tensor([0.9, 0.8]), torch.tensor([0, 0]))
+    assert ids.tolist() == ([0, 2] if max_age else [0, 1])
+    assert memory.ids.tolist() == ids.tolist() and memory.last_seen.tolist() == [3, 3]
+    # Frames without any detection age the tracks too.
+    empty = (torch.zeros(0, 2), torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    t.update(memory, *empty)
+    t.update(memory, *empty)
+    assert len(memory) == (0 if max_age else 2)
+
+
 def test_video_accumulator_scores_labels_and_absent_frames():
     accumulator = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="score_sum")
     mask = torch.ones(1, 2, 2, dtype=torch.bool)

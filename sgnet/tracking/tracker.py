@@ -11,17 +11,28 @@ from torch.nn import functional as F
 
 @dataclass
 class TrackMemory:
-    """The tracks of one video so far. Track ids are row indices: tracks are never deleted.
+    """The live tracks of one video: one row per track.
 
-    embeddings: (T, D); boxes: (T, 4) x0y0x1y1 in the frames' input coordinates; labels: (T,).
+    ids: (T,) int64 track ids (never reused within the video); embeddings: (T, D); boxes: (T, 4)
+    x0y0x1y1 in the frames' input coordinates; labels: (T,); last_seen: (T,) int64 the frame of
+    each track's last detection. frame: the number of frames seen; next_id: the next new id.
     """
 
+    ids: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     embeddings: Tensor = field(default_factory=lambda: torch.zeros(0, 0))
     boxes: Tensor = field(default_factory=lambda: torch.zeros(0, 4))
     labels: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    last_seen: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    frame: int = 0
+    next_id: int = 0
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.ids)
+
+    def keep(self, rows: Tensor) -> None:
+        """Keep only the tracks selected by ``rows`` (bool (T,) or indices)."""
+        for name in ("ids", "embeddings", "boxes", "labels", "last_seen"):
+            setattr(self, name, getattr(self, name)[rows])
 
 
 class OnlineTracker:
@@ -32,17 +43,22 @@ class OnlineTracker:
     (``DUPLICATE_POLICY="drop"``, release) or start new tracks (``"new"``).
 
     Stateless itself: the per-video state is a :class:`TrackMemory` passed in, so one tracker
-    serves any number of videos and a fresh memory means a fresh video.
+    serves any number of videos and a fresh memory means a fresh video. A track without a
+    detection for ``max_age`` frames is forgotten (0: never, as the release), so that memory and
+    association cost stay flat on long videos.
     """
 
     @configurable
-    def __init__(self, *, score_weight: float, iou_weight: float, label_weight: float, duplicate_policy: str):
+    def __init__(
+        self, *, score_weight: float, iou_weight: float, label_weight: float, duplicate_policy: str, max_age: int = 0
+    ):
         if duplicate_policy not in ("drop", "new"):
             raise ValueError(f"MODEL.SGNET.TRACKER.DUPLICATE_POLICY must be 'drop' or 'new', got {duplicate_policy!r}")
         self.score_weight = score_weight
         self.iou_weight = iou_weight
         self.label_weight = label_weight
         self.duplicate_policy = duplicate_policy
+        self.max_age = max_age
 
     @classmethod
     def from_config(cls, cfg):
@@ -52,6 +68,7 @@ class OnlineTracker:
             "iou_weight": tracker.IOU_WEIGHT,
             "label_weight": tracker.LABEL_WEIGHT,
             "duplicate_policy": tracker.DUPLICATE_POLICY,
+            "max_age": tracker.MAX_AGE,
         }
 
     def association_scores(self, memory: TrackMemory, embeddings: Tensor, boxes: Tensor, scores: Tensor, labels: Tensor) -> Tensor:
@@ -83,14 +100,22 @@ class OnlineTracker:
             (N,) int64 track id per detection, -1 for detections dropped as duplicates.
         """
         num_dets = len(labels)
-        if len(memory) == 0:
+        if memory.embeddings.shape[1] != embeddings.shape[1]:  # a fresh memory takes the inputs' shapes
+            memory.ids, memory.last_seen = labels.new_zeros(0), labels.new_zeros(0)
             memory.embeddings = embeddings.new_zeros(0, embeddings.shape[1])
-            memory.boxes = boxes.new_zeros(0, 4)
-            memory.labels = labels.new_zeros(0)
-        if num_dets == 0:
-            return labels.new_zeros(0)
+            memory.boxes, memory.labels = boxes.new_zeros(0, 4), labels.new_zeros(0)
+        track_ids = labels.new_zeros(0)
+        if num_dets:
+            track_ids = self._associate(memory, embeddings, boxes, scores, labels)
+        if self.max_age > 0:
+            memory.keep(memory.frame - memory.last_seen < self.max_age)
+        memory.frame += 1
+        return track_ids
+
+    def _associate(self, memory: TrackMemory, embeddings, boxes, scores, labels) -> Tensor:
+        num_dets = len(labels)
         combined = self.association_scores(memory, embeddings, boxes, scores, labels)
-        choice = combined.argmax(dim=1)  # 0 = new track, t + 1 = track t
+        choice = combined.argmax(dim=1)  # 0 = new track, t + 1 = track row t
         chosen_score = combined.gather(1, choice[:, None])[:, 0]
         # Best claimant per column; ties go to the earlier (higher-scoring) detection.
         claims = combined.new_full(combined.shape, float("-inf"))
@@ -98,18 +123,23 @@ class OnlineTracker:
         winner = claims.argmax(dim=0)[choice] == torch.arange(num_dets, device=choice.device)
 
         matched = (choice > 0) & winner
-        track_ids = torch.where(matched, choice - 1, torch.full_like(choice, -1))
+        matched_rows = choice[matched] - 1
         starts_track = choice == 0
         if self.duplicate_policy == "new":
             starts_track |= (choice > 0) & ~winner
-        new_ids = len(memory) + torch.arange(int(starts_track.sum()), device=choice.device)
+        new_ids = memory.next_id + torch.arange(int(starts_track.sum()), device=choice.device)
+        memory.next_id += len(new_ids)
+        track_ids = torch.full_like(choice, -1)
+        track_ids[matched] = memory.ids[matched_rows]
         track_ids[starts_track] = new_ids
 
-        matched_tracks = track_ids[matched]
+        memory.embeddings[matched_rows] = embeddings[matched]
+        memory.boxes[matched_rows] = boxes[matched]
+        memory.labels[matched_rows] = labels[matched]
+        memory.last_seen[matched_rows] = memory.frame
+        memory.ids = torch.cat([memory.ids, new_ids])
         memory.embeddings = torch.cat([memory.embeddings, embeddings[starts_track]])
         memory.boxes = torch.cat([memory.boxes, boxes[starts_track]])
         memory.labels = torch.cat([memory.labels, labels[starts_track]])
-        memory.embeddings[matched_tracks] = embeddings[matched]
-        memory.boxes[matched_tracks] = boxes[matched]
-        memory.labels[matched_tracks] = labels[matched]
+        memory.last_seen = torch.cat([memory.last_seen, torch.full_like(new_ids, memory.frame)])
         return track_ids
