@@ -14,7 +14,8 @@ input (360 x 640), device, dtype and thread count. Figures are medians over repe
    detections per frame. Mask R-CNN runs backbone, RPN and box head, then its mask head on the
    same N boxes (``forward_with_given_boxes``) and pastes the masks at the frame's resolution, as
    its inference does. SG-Net's time is broken down by stage.
-2. streaming memory: peak RSS of ``demo/demo.py`` (toy config) on 100 and on 1000 frames.
+2. streaming memory: peak RSS of ``demo/demo.py`` (toy config) on 100 and on 1000 frames, whole
+   and anonymous (the ratio target is on the latter, see :func:`peak_rss_mib`).
 3. training step (forward, backward, SGD step) on one clip pair at 360 x 640, SG-Net vs Mask R-CNN
    on the same two frames and objects.
 4. the YouTube-VIS evaluator on 300 videos x 30 frames x 10 tracks.
@@ -159,20 +160,27 @@ class Timer:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
-    def median_ms(self, function, setup=lambda: None) -> float:
-        """``function(setup())`` ``warmup`` times, then the median of ``repeats`` timed calls;
-        ``setup`` (untimed) makes a fresh argument for each call."""
-        times = []
+    def medians_ms(self, cases: dict) -> dict:
+        """{key: median ms} of ``cases`` {key: (function, setup)}: ``function(setup())`` with
+        ``setup`` untimed (a fresh argument for each call). Each round calls every case once, so
+        that drifts in the machine's speed affect all cases alike (ratios between cases are what
+        the targets are about); ``warmup`` rounds, then the medians of ``repeats`` rounds."""
+        times = {key: [] for key in cases}
         for i in range(self.warmup + self.repeats):
-            argument = setup()
-            self.sync()
-            start = time.perf_counter()
-            with self.autocast():
-                function(argument)
-            self.sync()
-            if i >= self.warmup:
-                times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+            for key, (function, setup) in cases.items():
+                argument = setup()
+                self.sync()
+                start = time.perf_counter()
+                with self.autocast():
+                    function(argument)
+                self.sync()
+                if i >= self.warmup:
+                    times[key].append((time.perf_counter() - start) * 1000)
+        return {key: statistics.median(values) for key, values in times.items()}
+
+    def median_ms(self, function, setup=lambda: None) -> float:
+        """Median ms of ``function(setup())``, see :meth:`medians_ms`."""
+        return self.medians_ms({None: (function, setup)})[None]
 
 
 @contextmanager
@@ -225,27 +233,40 @@ def random_frame(height: int, width: int, seed: int = 0) -> torch.Tensor:
     return frame[0].round().clamp(0, 255).to(torch.uint8)
 
 
-def sgnet_latency(model, frame, num_detections: int, timer: Timer):
-    """(median ms of the full VIS step with N detections, {stage: median ms}, the N boxes)."""
-    model.max_detections_per_image = num_detections
+def sgnet_latencies(model, frame, counts, timer: Timer):
+    """SG-Net's full VIS step with N detections for each N of ``counts``, against a tracker
+    memory that already holds the N tracks of a previous frame: ({N: median ms}, {N: {stage:
+    median ms}}, {N: the (N, 4) boxes}). The totals are timed interleaved (:meth:`Timer.medians_ms`);
+    the stage breakdown, N by N, from the leaf calls (:func:`stage_clock`)."""
     size = tuple(frame.shape[-2:])
     frame = frame.to(model.device)
-    with torch.inference_mode(), timer.autocast():
-        memory = TrackMemory()
-        instances = model.inference_frame(frame, size, memory)  # the tracks of a previous frame
-    if len(instances) != num_detections:
-        raise RuntimeError(f"SG-Net gave {len(instances)} detections, not {num_detections}")
+    memories, boxes, breakdowns = {}, {}, {}
+
+    def step(n):
+        def run(memory):
+            model.max_detections_per_image = n
+            model.inference_frame(frame, size, memory)
+
+        return run, lambda: copy.deepcopy(memories[n])
+
     with torch.inference_mode():
-        total = timer.median_ms(lambda m: model.inference_frame(frame, size, m), lambda: copy.deepcopy(memory))
-        with stage_clock(model, timer.device) as stage_times:
-            timer.median_ms(lambda m: model.inference_frame(frame, size, m), lambda: copy.deepcopy(memory))
-    calls = timer.warmup + timer.repeats
-    breakdown = {}
-    for stage, times in stage_times.items():
-        per_call = np.asarray(times).reshape(calls, -1).sum(axis=1)[timer.warmup:]
-        breakdown[stage] = float(np.median(per_call))
-    breakdown["other"] = max(total - sum(breakdown.values()), 0.0)
-    return total, breakdown, instances.pred_boxes.tensor
+        for n in counts:
+            model.max_detections_per_image = n
+            memories[n] = TrackMemory()
+            with timer.autocast():
+                instances = model.inference_frame(frame, size, memories[n])  # the tracks of a previous frame
+            if len(instances) != n:
+                raise RuntimeError(f"SG-Net gave {len(instances)} detections, not {n}")
+            boxes[n] = instances.pred_boxes.tensor
+        totals = timer.medians_ms({n: step(n) for n in counts})
+        for n in counts:
+            with stage_clock(model, timer.device) as stage_times:
+                timer.median_ms(*step(n))
+            per_call = {stage: np.asarray(times).reshape(timer.warmup + timer.repeats, -1).sum(axis=1)[timer.warmup:]
+                        for stage, times in stage_times.items()}
+            breakdowns[n] = {stage: float(np.median(times)) for stage, times in per_call.items()}
+            breakdowns[n]["other"] = max(totals[n] - sum(breakdowns[n].values()), 0.0)
+    return totals, breakdowns, boxes
 
 
 def mask_rcnn_latency(model, frame, boxes: torch.Tensor, timer: Timer):
@@ -276,19 +297,13 @@ def latency_section(args, timer: Timer) -> dict:
     mask_rcnn = build_mask_rcnn(args.device).eval()
     fcos = build_fcos_torchvision(args.device).eval()
     result = {"sgnet": {}, "mask_rcnn": {}, "sgnet_breakdown": {}, "mean_box_area_fraction": {}}
-    # A process's first model calls are slow (allocator growth, oneDNN primitives): warm SG-Net up
-    # on the largest case first, or the first N measured (N = 1) would carry that cost.
-    sgnet_model.max_detections_per_image = INSTANCE_COUNTS[-1]
-    with torch.inference_mode(), timer.autocast():
-        for _ in range(timer.warmup + 1):
-            sgnet_model.inference_frame(frame.to(args.device), tuple(frame.shape[-2:]), TrackMemory())
+    totals, breakdowns, boxes = sgnet_latencies(sgnet_model, frame, INSTANCE_COUNTS, timer)
     for n in INSTANCE_COUNTS:
-        total, breakdown, boxes = sgnet_latency(sgnet_model, frame, n, timer)
-        result["sgnet"][str(n)], result["sgnet_breakdown"][str(n)] = total, breakdown
-        area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).mean() / (args.height * args.width)
+        result["sgnet"][str(n)], result["sgnet_breakdown"][str(n)] = totals[n], breakdowns[n]
+        area = ((boxes[n][:, 2] - boxes[n][:, 0]) * (boxes[n][:, 3] - boxes[n][:, 1])).mean() / (args.height * args.width)
         result["mean_box_area_fraction"][str(n)] = float(area)
-        result["mask_rcnn"][str(n)], result["mask_rcnn_proposals"] = mask_rcnn_latency(mask_rcnn, frame, boxes, timer)
-        log(f"latency N={n}: SG-Net {total:.0f} ms, Mask R-CNN {result['mask_rcnn'][str(n)]:.0f} ms")
+        result["mask_rcnn"][str(n)], result["mask_rcnn_proposals"] = mask_rcnn_latency(mask_rcnn, frame, boxes[n], timer)
+        log(f"latency N={n}: SG-Net {totals[n]:.0f} ms, Mask R-CNN {result['mask_rcnn'][str(n)]:.0f} ms")
     fcos_input = [frame.to(args.device).float() / 255]
     with torch.inference_mode():
         result["fcos_torchvision"] = timer.median_ms(lambda _: fcos(fcos_input))
@@ -318,13 +333,19 @@ def sgnet_profile(model, frame, timer: Timer, rows: int) -> str:
 # ------------------------------------------------------------------------------ streaming memory
 
 
-def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> float:
-    """Run ``command``; its peak resident set size in MiB: the largest ``VmHWM`` (the kernel's
-    high-water mark of the process's own memory) read from /proc while it runs. Not rusage's
-    ru_maxrss, which also counts this (large) parent process's RSS inherited across fork + exec.
+def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> dict:
+    """Run ``command``; its peak resident set size in MiB, read from /proc while it runs:
+
+    - ``"total"``: ``VmHWM``, the kernel's high-water mark of the process's RSS. Not rusage's
+      ru_maxrss, which also counts this (large) parent process's RSS inherited across fork + exec.
+    - ``"anonymous"``: the largest ``RssAnon`` seen, the process's own (heap, tensors) memory.
+      The total also counts shared-library pages mapped in, which vary by tens of MiB between
+      identical runs with the page cache (the kernel maps cached neighbours of a faulted page):
+      that noise is as large as the growth the streaming target is about.
+
     Read every ``poll_seconds``: growth in a child's last moments would be missed (the demo's
     memory is flat after start-up)."""
-    peak_kib = 0
+    peak_kib = {"VmHWM": 0, "RssAnon": 0}
     # stderr goes to a file, not a pipe: a child writing more than the pipe holds would block.
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -333,7 +354,10 @@ def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> float:
             finished = process.poll() is not None
             try:
                 with open(status_file) as f:
-                    peak_kib = max([peak_kib] + [int(line.split()[1]) for line in f if line.startswith("VmHWM:")])
+                    for line in f:
+                        key, _, value = line.partition(":")
+                        if key in peak_kib:
+                            peak_kib[key] = max(peak_kib[key], int(value.split()[0]))
             except (FileNotFoundError, ProcessLookupError):
                 pass
             if finished:
@@ -343,7 +367,7 @@ def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> float:
             stderr.seek(0)
             message = stderr.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{' '.join(command)} failed (exit status {process.returncode}):\n{message}")
-    return peak_kib / 1024
+    return {"total": peak_kib["VmHWM"] / 1024, "anonymous": peak_kib["RssAnon"] / 1024}
 
 
 def memory_section(args, workdir: Path) -> dict:
@@ -366,8 +390,9 @@ def memory_section(args, workdir: Path) -> dict:
                    "MODEL.SGNET.DETECTIONS_PER_IMAGE", "5", "INPUT.MIN_SIZE_TEST", height, "INPUT.MAX_SIZE_TEST", width]
         command = [str(part) for part in command]
         start = time.perf_counter()
-        result[str(frames)] = peak_rss_mib(command)
-        log(f"streaming: {frames} frames, peak RSS {result[str(frames)]:.0f} MiB ({time.perf_counter() - start:.0f} s)")
+        result[str(frames)] = peak = peak_rss_mib(command)
+        log(f"streaming: {frames} frames, peak RSS {peak['total']:.0f} MiB, anonymous {peak['anonymous']:.0f} MiB "
+            f"({time.perf_counter() - start:.0f} s)")
     return result
 
 
@@ -434,6 +459,7 @@ def eval_section(workdir: Path) -> float:
 def summary(args, latency, memory, train, eval_seconds) -> dict:
     """The JSON object of ``--json`` (times in ms, ratios SG-Net / Mask R-CNN)."""
     ratios = {n: latency["sgnet"][n] / latency["mask_rcnn"][n] for n in latency["sgnet"]}
+    short, long = (str(frames) for frames in STREAM_FRAMES)
     return {
         "device": device_name(args.device),
         "threads": torch.get_num_threads(),
@@ -445,8 +471,11 @@ def summary(args, latency, memory, train, eval_seconds) -> dict:
         "sgnet_breakdown_ms": latency["sgnet_breakdown"],
         "mean_box_area_fraction": latency["mean_box_area_fraction"],
         "mask_rcnn_proposals": latency["mask_rcnn_proposals"],
-        "peak_rss_mib": memory,
-        "rss_1000_over_100": memory[str(STREAM_FRAMES[1])] / memory[str(STREAM_FRAMES[0])],
+        # The target ratio is of the anonymous peaks (see peak_rss_mib); the total's is beside it.
+        "peak_rss_mib": {n: peak["total"] for n, peak in memory.items()},
+        "peak_anonymous_rss_mib": {n: peak["anonymous"] for n, peak in memory.items()},
+        "rss_1000_over_100": memory[long]["anonymous"] / memory[short]["anonymous"],
+        "total_rss_1000_over_100": memory[long]["total"] / memory[short]["total"],
         "train_step_ms": train,
         "train_step_ratio": train["sgnet"] / train["mask_rcnn"],
         "eval_seconds": eval_seconds,
@@ -474,7 +503,7 @@ def target_checks(result: dict, device: str) -> list:
             ("SG-Net latency, 100 / 1 instances", result["sgnet_100_over_1"], 1.10),
         ]
     checks += [
-        ("demo peak RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
+        ("demo peak anonymous RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
         ("training step, SG-Net / Mask R-CNN", result["train_step_ratio"], 1.0),
         ("evaluation of 300 x 30 x 10 (s)", result["eval_seconds"], 60.0),
     ]
@@ -505,13 +534,14 @@ def write_report(path: Path, result: dict, profile: str, command: str, device: s
     latency, ratio = result["latency_ms"], result["latency_ratio"]
     breakdown = result["sgnet_breakdown_ms"]
     stages = list(breakdown[str(counts[0])])
-    (short, long), rss = STREAM_FRAMES, result["peak_rss_mib"]
+    (short, long), rss, anonymous = STREAM_FRAMES, result["peak_rss_mib"], result["peak_anonymous_rss_mib"]
     lines = [
         "# Benchmarks: SG-Net against Mask R-CNN",
         "",
         "Written by `tools/benchmark.py --report` (see its docstring for the method): detectron2's",
         "Mask R-CNN R50-FPN, torchvision's FCOS R50-FPN and SG-Net R50-FPN with random weights, in one",
-        "process, same input, device and threads; medians over repeats after warm-up. SG-Net's",
+        "process, same input, device and threads; medians over repeats after warm-up (SG-Net's N",
+        "interleaved, one call each per round). SG-Net's",
         "latency is its whole VIS step (detection, masks, association with N existing tracks);",
         "Mask R-CNN's is its inference with the mask head run on the same N boxes.",
         "",
@@ -541,8 +571,10 @@ def write_report(path: Path, result: dict, profile: str, command: str, device: s
         "",
         f"| other figure | value |",
         "|---|---|",
-        f"| demo peak RSS, {short} / {long} frames (MiB) | {rss[str(short)]:.0f} / {rss[str(long)]:.0f} |",
-        f"| peak RSS ratio, {long} / {short} frames | {result['rss_1000_over_100']:.3f} |",
+        f"| demo peak anonymous RSS, {short} / {long} frames (MiB) | {anonymous[str(short)]:.0f} / {anonymous[str(long)]:.0f} |",
+        f"| peak anonymous RSS ratio, {long} / {short} frames | {result['rss_1000_over_100']:.3f} |",
+        f"| demo peak total RSS (VmHWM), {short} / {long} frames (MiB) | {rss[str(short)]:.0f} / {rss[str(long)]:.0f} |",
+        f"| peak total RSS ratio, {long} / {short} frames | {result['total_rss_1000_over_100']:.3f} |",
         f"| training step, SG-Net / Mask R-CNN (ms) | {result['train_step_ms']['sgnet']:.0f} / {result['train_step_ms']['mask_rcnn']:.0f} |",
         f"| training step ratio | {result['train_step_ratio']:.2f} |",
         "| evaluation, {videos} videos x {frames} frames x {tracks} tracks (s) | ".format(**EVAL_SIZES)

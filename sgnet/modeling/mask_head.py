@@ -254,8 +254,17 @@ class SpatialGranularityMaskHead(nn.Module):
         masks = torch.zeros(len(boxes), *output_size, dtype=torch.bool, device=device)
         if len(boxes) == 0:
             return masks
+        # Rows of K coefficients, and a zero row for the cells a smaller g does not have.
+        cells_per_instance = coefficients.shape[1] // num_bases
+        coefficient_rows = torch.cat([coefficients.reshape(-1, num_bases), coefficients.new_zeros(1, num_bases)])
+        first_cell = self.coef_offsets[torch.bucketize(granularity, self.granularities)] // num_bases
+        first_cell = first_cell + torch.arange(len(boxes), device=device) * cells_per_instance
+        # Instances sorted by box size, so that chunks need little padding; every per-instance
+        # tensor is permuted once, and a chunk is a slice of them.
         row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, valid_size)
-        heights, widths = row_end - row_start, col_end - col_start
+        order = torch.argsort((row_end - row_start) * (col_end - col_start))
+        boxes, granularity, first_cell = boxes[order], granularity[order], first_cell[order]
+        row_start, row_end, col_start, col_end = row_start[order], row_end[order], col_start[order], col_end[order]
         # Source coordinates: basis pixels in the coarse map, output pixels in the basis map.
         coarse_ys = bilinear_sources(coarse_h * self.basis_upsample, coarse_h, 1 / self.basis_upsample, device)
         coarse_xs = bilinear_sources(coarse_w * self.basis_upsample, coarse_w, 1 / self.basis_upsample, device)
@@ -263,15 +272,12 @@ class SpatialGranularityMaskHead(nn.Module):
         out_xs = bilinear_sources(output_size[1], valid_size[1], valid_size[1] / output_size[1], device)
         out_row, out_height = resize_windows(row_start, row_end, out_ys)
         out_col, out_width = resize_windows(col_start, col_end, out_xs)
-        # Rows of K coefficients, and a zero row for the cells a smaller g does not have.
-        cells_per_instance = coefficients.shape[1] // num_bases
-        coefficient_rows = torch.cat([coefficients.reshape(-1, num_bases), coefficients.new_zeros(1, num_bases)])
-        first_cell = self.coef_offsets[torch.bucketize(granularity, self.granularities)] // num_bases
-        first_cell = first_cell + torch.arange(len(boxes), device=device) * cells_per_instance
+        # Chunk extents on the host at once (one transfer, no per-chunk synchronisation).
+        extents = torch.stack([row_end - row_start, col_end - col_start, out_height, out_width, granularity], 1)
 
-        for chunk in torch.argsort(heights * widths).split(chunk_size):
-            crop_h, crop_w = int(heights[chunk].max()), int(widths[chunk].max())
-            window_h, window_w = int(out_height[chunk].max()), int(out_width[chunk].max())
+        for start in range(0, len(boxes), chunk_size):
+            chunk = slice(start, start + chunk_size)
+            crop_h, crop_w, window_h, window_w, max_g = extents[chunk].amax(dim=0).tolist()
             if min(crop_h, crop_w, window_h, window_w) == 0:
                 continue
             # Basis pixels of the crops, (n, crop_h) / (n, crop_w); padding repeats the last one.
@@ -280,11 +286,12 @@ class SpatialGranularityMaskHead(nn.Module):
             x0, y0, x1, y1 = boxes[chunk].unbind(dim=1)
             g = granularity[chunk]
             logits = self._cell_logits(
-                coarse_bases, coefficient_rows, first_cell[chunk], g, int(g.max()),
+                coarse_bases, coefficient_rows, first_cell[chunk], g, max_g,
                 coarse_ys[ys], coarse_xs[xs], grid_bands(ys, y0, y1, g), grid_bands(xs, x0, x1, g),
             )
-            inside = (torch.arange(crop_h, device=device) < heights[chunk, None])[:, :, None] & (
-                torch.arange(crop_w, device=device) < widths[chunk, None]
+            heights, widths = row_end[chunk] - row_start[chunk], col_end[chunk] - col_start[chunk]
+            inside = (torch.arange(crop_h, device=device) < heights[:, None])[:, :, None] & (
+                torch.arange(crop_w, device=device) < widths[:, None]
             )[:, None, :]
             probabilities = logits.sigmoid() * inside
             # Windows of the output that read the crops, moved inside the image if they overhang
@@ -295,7 +302,7 @@ class SpatialGranularityMaskHead(nn.Module):
             window_xs = out_xs[cols[:, None] + torch.arange(window_w, device=device)] - col_start[chunk, None]
             resized = resample_crops(probabilities[:, None], window_ys, window_xs)[:, 0]
             # One window per instance of the (N, H, W) masks: a write through a view, no indices.
-            masks.unfold(1, window_h, 1).unfold(2, window_w, 1)[chunk, rows, cols] = resized > threshold
+            masks.unfold(1, window_h, 1).unfold(2, window_w, 1)[order[chunk], rows, cols] = resized > threshold
         return masks
 
     def _cell_logits(self, coarse_bases, coefficient_rows, first_cell, granularity, max_g, src_ys, src_xs, row_bands, col_bands):
@@ -311,14 +318,14 @@ class SpatialGranularityMaskHead(nn.Module):
         """
         num_bases, coarse_h, coarse_w = coarse_bases.shape
         device = coarse_bases.device
-        # Coarse crop covering both bilinear taps of every crop pixel.
+        # Coarse windows covering both bilinear taps of every crop pixel, moved inside the map
+        # where they overhang (coordinates are relative to the window).
         top, left = src_ys[:, 0].floor().long(), src_xs[:, 0].floor().long()
-        tile_h = int((src_ys[:, -1].floor().long() - top).max()) + 2
-        tile_w = int((src_xs[:, -1].floor().long() - left).max()) + 2
-        coarse_rows = (top[:, None] + torch.arange(tile_h, device=device)).clamp(max=coarse_h - 1)
-        coarse_cols = (left[:, None] + torch.arange(tile_w, device=device)).clamp(max=coarse_w - 1)
-        crops = coarse_bases[:, coarse_rows[:, :, None], coarse_cols[:, None, :]]  # (K, n, tile_h, tile_w)
-        crops = crops.transpose(0, 1).reshape(len(top), num_bases, tile_h * tile_w)
+        tile_h = min(int((src_ys[:, -1].floor().long() - top).max()) + 2, coarse_h)
+        tile_w = min(int((src_xs[:, -1].floor().long() - left).max()) + 2, coarse_w)
+        top, left = top.clamp(max=coarse_h - tile_h), left.clamp(max=coarse_w - tile_w)
+        windows = coarse_bases.unfold(1, tile_h, 1).unfold(2, tile_w, 1)[:, top, left]  # (K, n, tile_h, tile_w)
+        crops = windows.transpose(0, 1).reshape(len(top), num_bases, tile_h * tile_w)
         # (n, G*G, K) coefficients of cells (i, j), zero where i or j >= the instance's g.
         i = torch.arange(max_g, device=device)
         g = granularity[:, None, None]
