@@ -273,7 +273,7 @@ class SpatialGranularityMaskHead(nn.Module):
         out_row, out_height = resize_windows(row_start, row_end, out_ys)
         out_col, out_width = resize_windows(col_start, col_end, out_xs)
         # Chunk extents on the host at once (one transfer, no per-chunk synchronisation).
-        extents = torch.stack([row_end - row_start, col_end - col_start, out_height, out_width, granularity], 1)
+        extents = torch.stack([row_end - row_start, col_end - col_start, out_height, out_width, granularity], 1).cpu()
 
         for start in range(0, len(boxes), chunk_size):
             chunk = slice(start, start + chunk_size)

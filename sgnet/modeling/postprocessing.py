@@ -95,7 +95,8 @@ def resample_crops(crops: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     # grid_sample's normalised coordinates for align_corners=False: pixel u is at (2u + 1) / size - 1.
     grid[..., 0] = ((2 * xs + 1) / width - 1)[:, None, :]
     grid[..., 1] = ((2 * ys + 1) / height - 1)[:, :, None]
-    return F.grid_sample(crops, grid.to(crops.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    # In float32 whatever the crops' dtype: half-precision coordinates would be off by pixels.
+    return F.grid_sample(crops.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def resize_windows(starts: Tensor, ends: Tensor, sources: Tensor):
