@@ -286,3 +286,35 @@ def test_inference_masks_equal_the_straightforward_computation(output_size):
     assert 0.1 < masks[2].float().mean() < 0.9
     none = head.output_masks(coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, 0.5)
     assert none.shape == (0, *output_size)
+
+
+def test_frame_masks_equal_the_straightforward_computation(model, monkeypatch):
+    """``SGNet._masks`` wiring (basis stride, valid part of the padded map, coarse bases of the
+    frame): a frame's masks equal bases assembled at every box pixel and the valid part resized
+    to the frame's size, with an input that is padded and resized."""
+    # Boxes of 4 strides, so that masks cover pixels (restored after: the model is shared).
+    monkeypatch.setattr(model.head.box_pred, "bias", torch.nn.Parameter(torch.full((4,), 2.0)))
+    monkeypatch.setattr(model, "test_score_thresh", 0.0)
+    monkeypatch.setattr(model, "test_nms_thresh", 1.0)
+    monkeypatch.setattr(model, "max_detections_per_image", 6)
+    calls = []
+    masks_of = model._masks
+    monkeypatch.setattr(model, "_masks", lambda *args: calls.append(args) or masks_of(*args))
+    torch.manual_seed(0)
+    image = torch.randint(0, 255, (3, 90, 125), dtype=torch.uint8)  # padded to 96 x 128
+    with torch.no_grad():
+        masks = model.detect_frame(image, (117, 163)).pred_masks
+        predictions, detections, image_idx, input_size, output_size = calls[0]
+        coarse_bases = model.mask_head.coarse_bases([predictions["box_features"][i] for i in model.basis_levels])
+        coefficients = model._coefficients(
+            predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
+        )
+        boxes = detections.boxes / model.basis_stride
+        granularity = model.mask_head.box_granularity(boxes, image_idx)
+        valid_size = (-(-90 // model.basis_stride), -(-125 // model.basis_stride))
+        reference = straightforward_masks(
+            model.mask_head, coarse_bases[0], boxes, coefficients, granularity, valid_size, (117, 163)
+        )
+    decided = (reference - model.mask_threshold).abs() > 1e-5
+    assert masks.shape == (6, 117, 163) and masks.any()
+    assert torch.equal(masks[decided], (reference > model.mask_threshold)[decided])

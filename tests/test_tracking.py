@@ -10,8 +10,8 @@ LEFT = [0.0, 0.0, 10.0, 10.0]
 RIGHT = [20.0, 0.0, 30.0, 10.0]
 
 
-def tracker(policy="drop"):
-    return OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy=policy)
+def tracker(policy="drop", max_age=0):
+    return OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy=policy, max_age=max_age)
 
 
 def start_two_tracks(t):
@@ -99,7 +99,7 @@ def test_tracks_without_detections_for_max_age_frames_are_forgotten(max_age):
     """Frame 0 starts A (left) and B (right); frames 1-2 see only A. With MAX_AGE 2, B is gone after
     its second empty frame, and an object on the right in frame 3 is a new track with a new id;
     with MAX_AGE 0 (release) it is B again."""
-    t = OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy="drop", max_age=max_age)
+    t = tracker(max_age=max_age)
     memory = start_two_tracks(t)
     only_a = (5 * torch.eye(2)[:1], torch.tensor([LEFT]), torch.tensor([0.9]), torch.tensor([0]))
     assert t.update(memory, *only_a).tolist() == [0]
@@ -114,6 +114,25 @@ def test_tracks_without_detections_for_max_age_frames_are_forgotten(max_age):
     t.update(memory, *empty)
     t.update(memory, *empty)
     assert len(memory) == (0 if max_age else 2)
+    # Ids are never reused: after every track expired, the next object gets the next id.
+    assert t.update(memory, *only_a).tolist() == ([3] if max_age else [0])
+
+
+def test_expired_tracks_and_duplicate_policy_new():
+    """Two detections claiming one surviving track under "new": the loser starts a track whose id
+    follows every id given so far, expired ones included."""
+    t = tracker(policy="new", max_age=1)
+    memory = start_two_tracks(t)
+    only_a = (5 * torch.eye(2)[:1], torch.tensor([LEFT]), torch.tensor([0.9]), torch.tensor([0]))
+    assert t.update(memory, *only_a).tolist() == [0]
+    assert memory.ids.tolist() == [0]  # B expired after one frame without a detection
+    claims = t.update(memory, 5 * torch.eye(2)[[0, 0]], torch.tensor([LEFT, LEFT]), torch.tensor([0.9, 0.8]), torch.tensor([0, 0]))
+    assert claims.tolist() == [0, 2] and memory.ids.tolist() == [0, 2]
+
+
+def test_negative_max_age_is_refused():
+    with pytest.raises(ValueError, match="MAX_AGE"):
+        tracker(max_age=-1)
 
 
 def test_video_accumulator_scores_labels_and_absent_frames():

@@ -338,7 +338,8 @@ def peak_rss_mib(command: list, poll_seconds: float = 0.05) -> dict:
 
     - ``"total"``: ``VmHWM``, the kernel's high-water mark of the process's RSS. Not rusage's
       ru_maxrss, which also counts this (large) parent process's RSS inherited across fork + exec.
-    - ``"anonymous"``: the largest ``RssAnon`` seen, the process's own (heap, tensors) memory.
+    - ``"anonymous"``: the largest ``RssAnon`` seen at the polls (sampled: a peak shorter than
+      ``poll_seconds`` can be missed), the process's own (heap, tensors) memory.
       The total also counts shared-library pages mapped in, which vary by tens of MiB between
       identical runs with the page cache (the kernel maps cached neighbours of a faulted page):
       that noise is as large as the growth the streaming target is about.

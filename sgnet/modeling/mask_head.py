@@ -280,7 +280,8 @@ class SpatialGranularityMaskHead(nn.Module):
             crop_h, crop_w, window_h, window_w, max_g = extents[chunk].amax(dim=0).tolist()
             if min(crop_h, crop_w, window_h, window_w) == 0:
                 continue
-            # Basis pixels of the crops, (n, crop_h) / (n, crop_w); padding repeats the last one.
+            # Basis pixels of the crops, (n, crop_h) / (n, crop_w): the chunk's padding runs past
+            # the box (masked by ``inside``), clamped at the valid edge.
             ys = (row_start[chunk, None] + torch.arange(crop_h, device=device)).clamp(max=valid_size[0] - 1)
             xs = (col_start[chunk, None] + torch.arange(crop_w, device=device)).clamp(max=valid_size[1] - 1)
             x0, y0, x1, y1 = boxes[chunk].unbind(dim=1)
@@ -302,10 +303,23 @@ class SpatialGranularityMaskHead(nn.Module):
             window_xs = out_xs[cols[:, None] + torch.arange(window_w, device=device)] - col_start[chunk, None]
             resized = resample_crops(probabilities[:, None], window_ys, window_xs)[:, 0]
             # One window per instance of the (N, H, W) masks: a write through a view, no indices.
+            # (The windows never overlap, but the view does: not for deterministic-algorithms mode,
+            # whose CUDA index_put copies the whole view.)
             masks.unfold(1, window_h, 1).unfold(2, window_w, 1)[order[chunk], rows, cols] = resized > threshold
         return masks
 
-    def _cell_logits(self, coarse_bases, coefficient_rows, first_cell, granularity, max_g, src_ys, src_xs, row_bands, col_bands):
+    def _cell_logits(
+        self,
+        coarse_bases: Tensor,
+        coefficient_rows: Tensor,
+        first_cell: Tensor,
+        granularity: Tensor,
+        max_g: int,
+        src_ys: Tensor,
+        src_xs: Tensor,
+        row_bands: Tensor,
+        col_bands: Tensor,
+    ) -> Tensor:
         """Logits of a chunk's n crops of basis pixels, each pixel read from its own cell's map.
 
         Args:
@@ -320,9 +334,11 @@ class SpatialGranularityMaskHead(nn.Module):
         device = coarse_bases.device
         # Coarse windows covering both bilinear taps of every crop pixel, moved inside the map
         # where they overhang (coordinates are relative to the window).
+        # n crop pixels span at most ceil((n - 1) / upsample) + 1 coarse taps (sizes known on the
+        # host: no synchronisation).
         top, left = src_ys[:, 0].floor().long(), src_xs[:, 0].floor().long()
-        tile_h = min(int((src_ys[:, -1].floor().long() - top).max()) + 2, coarse_h)
-        tile_w = min(int((src_xs[:, -1].floor().long() - left).max()) + 2, coarse_w)
+        tile_h = min(-(-(src_ys.shape[1] - 1) // self.basis_upsample) + 2, coarse_h)
+        tile_w = min(-(-(src_xs.shape[1] - 1) // self.basis_upsample) + 2, coarse_w)
         top, left = top.clamp(max=coarse_h - tile_h), left.clamp(max=coarse_w - tile_w)
         windows = coarse_bases.unfold(1, tile_h, 1).unfold(2, tile_w, 1)[:, top, left]  # (K, n, tile_h, tile_w)
         crops = windows.transpose(0, 1).reshape(len(top), num_bases, tile_h * tile_w)

@@ -50,7 +50,7 @@ class OnlineTracker:
 
     @configurable
     def __init__(
-        self, *, score_weight: float, iou_weight: float, label_weight: float, duplicate_policy: str, max_age: int = 0
+        self, *, score_weight: float, iou_weight: float, label_weight: float, duplicate_policy: str, max_age: int
     ):
         if duplicate_policy not in ("drop", "new"):
             raise ValueError(f"MODEL.SGNET.TRACKER.DUPLICATE_POLICY must be 'drop' or 'new', got {duplicate_policy!r}")
@@ -58,6 +58,8 @@ class OnlineTracker:
         self.iou_weight = iou_weight
         self.label_weight = label_weight
         self.duplicate_policy = duplicate_policy
+        if max_age < 0:
+            raise ValueError(f"MODEL.SGNET.TRACKER.MAX_AGE must be >= 0 (0: keep every track), got {max_age}")
         self.max_age = max_age
 
     @classmethod
