@@ -14,6 +14,7 @@ def tiny_cfg(**overrides):
     sgnet.add_sgnet_config(cfg)
     cfg.merge_from_file(str(REPO_CONFIGS / "toy" / "sgnet_R18_toy.yaml"))
     cfg.MODEL.SGNET.NUM_CLASSES = 2
+    cfg.TEST.CLASSES_PER_TRACK = 1  # one output entry per track: tests index outputs by track
     for key, value in overrides.items():
         node = cfg
         *path, leaf = key.split(".")

@@ -213,7 +213,7 @@ def test_toy_splits_are_generated_on_first_load_only(toy_splits_under, caplog):
         val = DatasetCatalog.get("sgnet_toy_val")
         train = DatasetCatalog.get("sgnet_toy_train")
     assert caplog.text.count("Generating the synthetic toy dataset") == 1
-    assert (len(train), len(val)) == (60, 16)
+    assert (len(train), len(val)) == (400, 48)
     assert {(d["length"], d["height"], d["width"]) for d in train + val} == {(12, 192, 320)}
     metadata = MetadataCatalog.get("sgnet_toy_val")
     assert metadata.thing_classes == list(SYNTHETIC_CLASSES) and metadata.evaluator_type == "ytvis"

@@ -135,6 +135,45 @@ def test_degenerate_batches_give_finite_losses_and_gradients(case):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_pair_frames_supervised_and_tracked_against_each_other(symmetric, monkeypatch):
+    """Key frame: the disc (id 1); reference frame: the disc and the square (id 2). Release: only
+    the key frame's positives, matched against the reference's objects. Symmetric pairs: the
+    reference frame's positives too, matched against the key frame's objects (the square is new
+    there)."""
+    sample = pair_sample(0, 4)
+    sample["instances"][0] = sample["instances"][0][[0]]
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg(**{"MODEL.SGNET.SYMMETRIC_PAIRS": symmetric, "MODEL.SGNET.TRACK.BOX_JITTER": 0.0}))
+    model.train()
+    calls, lookups = [], []
+    track_loss = sgnet.modeling.losses.track_loss
+    monkeypatch.setattr(sgnet.modeling.losses, "track_loss", lambda *args: calls.append(args) or track_loss(*args))
+    embeddings_at = model.track_head.embeddings_at
+    monkeypatch.setattr(
+        model.track_head, "embeddings_at", lambda fused, image, centres: lookups.append((image, centres)) or embeddings_at(fused, image, centres)
+    )
+    with EventStorage():
+        model([sample])
+    _, _, same_pair, targets = calls[0]
+    (key_images, _), (ref_images, ref_centres) = lookups
+    disc_ref, square_ref = sample["instances"][1].gt_boxes.get_centers()
+    (disc_key,) = sample["instances"][0].gt_boxes.get_centers()
+    on_key = key_images == 0
+    assert on_key.any() and torch.all(targets[on_key] == 1)  # the disc of the reference frame
+    if not symmetric:
+        assert torch.all(on_key) and ref_images.tolist() == [1, 1]
+        assert torch.allclose(ref_centres, torch.stack([disc_ref, square_ref]))
+        return
+    # Reference objects: the reference frame's (read on image 1) for key image 0, then the key
+    # frame's disc (read on image 0) for image 1.
+    assert ref_images.tolist() == [1, 1, 0]
+    assert torch.allclose(ref_centres, torch.stack([disc_ref, square_ref, disc_key]))
+    assert same_pair[on_key].tolist() == [[True, True, False]] * int(on_key.sum())
+    on_ref = key_images == 1
+    assert set(targets[on_ref].tolist()) == {3, 0}  # the disc found in the key frame, the square new
+
+
 def test_no_roi_align_or_roi_pooler_anywhere_in_the_model():
     from detectron2.layers import ROIAlign
     from detectron2.modeling.poolers import ROIPooler

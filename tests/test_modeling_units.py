@@ -318,3 +318,39 @@ def test_frame_masks_equal_the_straightforward_computation(model, monkeypatch):
     decided = (reference - model.mask_threshold).abs() > 1e-5
     assert masks.shape == (6, 117, 163) and masks.any()
     assert torch.equal(masks[decided], (reference > model.mask_threshold)[decided])
+
+
+def _one_level_candidates():
+    """Two 2 x 2 class-score maps (C=2, one level) and a box decoder: location 0 scores
+    (0.8, 0.6), location 1 (0.1, 0.7) with a box overlapping location 0's, location 3 (0.5, 0.05)
+    with a box of its own; location 2 is below threshold."""
+    probabilities = torch.tensor([[0.8, 0.1, 0.01, 0.5], [0.6, 0.7, 0.01, 0.05]])
+    cls_logits = [torch.logit(probabilities).reshape(2, 2, 2)]
+    centerness = [torch.full((1, 2, 2), 20.0)]  # sigmoid ~ 1: scores are the class scores
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [30, 0, 40, 10]], dtype=torch.float32)
+    return cls_logits, centerness, lambda level, locations: boxes[locations].clone()
+
+
+@pytest.mark.parametrize("class_agnostic", [False, True])
+def test_detection_selection_per_class_or_class_agnostic(class_agnostic):
+    from sgnet.modeling.postprocessing import select_detections
+
+    cls_logits, centerness, decode = _one_level_candidates()
+    detections = select_detections(
+        cls_logits, centerness, decode, pre_nms_topk=4, score_thresh=0.3, nms_thresh=0.5, max_detections=10,
+        image_size=(64, 64), class_agnostic=class_agnostic,
+    )
+    found = sorted(zip(detections.xs.tolist(), detections.ys.tolist(), detections.labels.tolist()))
+    if class_agnostic:
+        # One candidate per location (its best class); location 1's box is suppressed by
+        # location 0's although their classes differ.
+        assert found == [(0, 0, 0), (1, 1, 0)]
+    else:
+        # Location 0 is a candidate for both classes; in class 1, location 1 (0.7) suppresses
+        # location 0 (0.6); location 3 is a candidate for class 0 only.
+        assert found == [(0, 0, 0), (1, 0, 1), (1, 1, 0)]
+    for x, y, row in zip(detections.xs.tolist(), detections.ys.tolist(), detections.class_scores):
+        location = y * 2 + x
+        expected = torch.sigmoid(cls_logits[0].flatten(1)[:, location]) * torch.sigmoid(torch.tensor(20.0))
+        assert torch.allclose(row, expected)
+    assert torch.allclose(detections.scores, detections.class_scores.gather(1, detections.labels[:, None])[:, 0])

@@ -135,20 +135,46 @@ def test_negative_max_age_is_refused():
         tracker(max_age=-1)
 
 
+def one_hot_scores(score: float, label: int, num_classes: int = 3) -> torch.Tensor:
+    """(1, C) class scores of one detection with ``score`` for ``label`` and 0 elsewhere."""
+    return torch.nn.functional.one_hot(torch.tensor([label]), num_classes) * score
+
+
 def test_video_accumulator_scores_labels_and_absent_frames():
     accumulator = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="score_sum")
     mask = torch.ones(1, 2, 2, dtype=torch.bool)
-    accumulator.add(0, torch.tensor([0]), torch.tensor([0.9]), torch.tensor([1]), mask)
-    accumulator.add(1, torch.tensor([0]), torch.tensor([0.3]), torch.tensor([2]), mask)
-    accumulator.add(2, torch.tensor([0]), torch.tensor([0.4]), torch.tensor([2]), mask)
-    accumulator.add(2, torch.tensor([-1]), torch.tensor([0.99]), torch.tensor([0]), mask)  # dropped
+    accumulator.add(0, torch.tensor([0]), one_hot_scores(0.9, 1), torch.tensor([1]), mask)
+    accumulator.add(1, torch.tensor([0]), one_hot_scores(0.3, 2), torch.tensor([2]), mask)
+    accumulator.add(2, torch.tensor([0]), one_hot_scores(0.4, 2), torch.tensor([2]), mask)
+    accumulator.add(2, torch.tensor([-1]), one_hot_scores(0.99, 0), torch.tensor([0]), mask)  # dropped
     result = accumulator.result()
     assert result["pred_scores"] == pytest.approx([(0.9 + 0.3 + 0.4) / 3])
     assert result["pred_labels"] == [1]  # 0.9 for label 1 beats 0.7 for label 2
     votes = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="vote")
     for frame, (score, label) in enumerate([(0.9, 1), (0.3, 2), (0.4, 2)]):
-        votes.add(frame, torch.tensor([0]), torch.tensor([score]), torch.tensor([label]), mask)
+        votes.add(frame, torch.tensor([0]), one_hot_scores(score, label), torch.tensor([label]), mask)
     assert votes.result()["pred_labels"] == [2]
     sparse = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
-    sparse.add(1, torch.tensor([4]), torch.tensor([0.5]), torch.tensor([0]), mask)
+    sparse.add(1, torch.tensor([4]), one_hot_scores(0.5, 0), torch.tensor([0]), mask)
     assert [m is None for m in sparse.result()["pred_masks"][0]] == [True, False, True]
+
+
+def test_video_accumulator_reports_each_track_under_its_top_classes():
+    accumulator = VideoTrackAccumulator(num_frames=2, image_size=(2, 2), num_classes=3, classes_per_track=2)
+    masks = torch.tensor([[[True, False], [False, False]], [[False, False], [False, True]]])
+    # Track 7: class scores (0.2, 0.5, 0.1) then (0.4, 0.3, 0.0); track 3 only in frame 1.
+    accumulator.add(0, torch.tensor([7]), torch.tensor([[0.2, 0.5, 0.1]]), torch.tensor([1]), masks[:1])
+    accumulator.add(
+        1, torch.tensor([7, 3]), torch.tensor([[0.4, 0.3, 0.0], [0.05, 0.0, 0.6]]), torch.tensor([0, 2]), masks
+    )
+    result = accumulator.result()
+    # Tracks in id order, each under its 2 best mean class scores m: track 3 (frame 1 only), m =
+    # (0.05, 0, 0.6), then 7, m = (0.3, 0.4, 0.05); scored m_c^2 / max m.
+    assert result["pred_labels"] == [2, 0, 1, 0]
+    assert result["pred_scores"] == pytest.approx([0.6, 0.05**2 / 0.6, 0.4, 0.3**2 / 0.4])
+    track_3, track_7 = result["pred_masks"][0], result["pred_masks"][2]
+    assert result["pred_masks"][1] is track_3 and result["pred_masks"][3] is track_7
+    assert track_3[0] is None and torch.equal(track_3[1], masks[1])
+    assert torch.equal(track_7[0], masks[0]) and torch.equal(track_7[1], masks[0])
+    with pytest.raises(ValueError, match="CLASSES_PER_TRACK"):
+        VideoTrackAccumulator(num_frames=2, image_size=(2, 2), num_classes=3, classes_per_track=4)

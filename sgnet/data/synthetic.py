@@ -10,7 +10,7 @@ enter or leave through the border. Masks are the visible parts (a fixed depth or
 
 Usage::
 
-    python -m sgnet.data.synthetic OUT_DIR [--train-videos 60] [--val-videos 16] [--seed 0]
+    python -m sgnet.data.synthetic OUT_DIR [--train-videos 400] [--val-videos 48] [--seed 0]
 
 writes ``OUT_DIR/train.json``, ``OUT_DIR/train/JPEGImages/<video>/00000.jpg ...``,
 ``OUT_DIR/valid.json`` and ``OUT_DIR/valid/JPEGImages/...``. Unlike the public benchmarks'
@@ -361,8 +361,8 @@ def _write_json(json_file, videos, annotations, seed):
 def generate_synthetic_ytvis(
     out_dir: str,
     *,
-    num_train_videos: int = 60,
-    num_val_videos: int = 16,
+    num_train_videos: int = 400,
+    num_val_videos: int = 48,
     num_frames: int = 12,
     height: int = 192,
     width: int = 320,
@@ -457,8 +457,8 @@ def main(argv=None) -> None:
         "frames.",
     )
     parser.add_argument("out_dir")
-    parser.add_argument("--train-videos", type=int, default=60)
-    parser.add_argument("--val-videos", type=int, default=16)
+    parser.add_argument("--train-videos", type=int, default=400)
+    parser.add_argument("--val-videos", type=int, default=48)
     parser.add_argument("--frames", type=int, default=12, help="frames per video")
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--width", type=int, default=320)

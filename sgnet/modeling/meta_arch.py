@@ -79,12 +79,15 @@ class SGNet(FCOS):
         loss_weights: Dict[str, float],
         track_box_jitter: float,
         mask_max_train_instances: int,
+        symmetric_pairs: bool,
         pre_nms_topk: int,
         score_thresh: float,
         nms_thresh: float,
+        nms_class_agnostic: bool,
         max_detections_per_image: int,
         mask_threshold: float,
         track_label_rule: str,
+        classes_per_track: int,
         pixel_mean,
         pixel_std,
     ):
@@ -115,8 +118,12 @@ class SGNet(FCOS):
         self.loss_weights = loss_weights
         self.track_box_jitter = track_box_jitter
         self.mask_max_train_instances = mask_max_train_instances
+        self.symmetric_pairs = symmetric_pairs
         self.mask_threshold = mask_threshold
         self.track_label_rule = track_label_rule
+        VideoTrackAccumulator.check_classes_per_track(classes_per_track, num_classes)
+        self.classes_per_track = classes_per_track
+        self.nms_class_agnostic = nms_class_agnostic
 
     @classmethod
     def from_config(cls, cfg):
@@ -149,12 +156,15 @@ class SGNet(FCOS):
             },
             "track_box_jitter": sg.TRACK.BOX_JITTER,
             "mask_max_train_instances": sg.MASK.MAX_TRAIN_INSTANCES,
+            "symmetric_pairs": sg.SYMMETRIC_PAIRS,
             "pre_nms_topk": sg.PRE_NMS_TOPK,
             "score_thresh": sg.SCORE_THRESH_TEST,
             "nms_thresh": sg.NMS_THRESH_TEST,
+            "nms_class_agnostic": sg.NMS_CLASS_AGNOSTIC,
             "max_detections_per_image": sg.DETECTIONS_PER_IMAGE,
             "mask_threshold": sg.MASK.THRESHOLD,
             "track_label_rule": cfg.TEST.TRACK_LABEL_RULE,
+            "classes_per_track": cfg.TEST.CLASSES_PER_TRACK,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
         }
@@ -172,10 +182,17 @@ class SGNet(FCOS):
             [{"image": x["image"][0]} for x in batched_inputs] + [{"image": x["image"][1]} for x in batched_inputs]
         )
         features = self.backbone(images.tensor)
-        key_features = [features[f][:num_pairs] for f in self.head_in_features]
+        frame_instances = [_trainable(x["instances"][0]).to(self.device) for x in batched_inputs] + [
+            _trainable(x["instances"][1]).to(self.device) for x in batched_inputs
+        ]
+        # Supervised frames: the key frames, or (symmetric pairs) every frame, the reference of
+        # frame i being the other frame of its pair, (i + num_pairs) mod (2 * num_pairs).
+        num_keys = 2 * num_pairs if self.symmetric_pairs else num_pairs
+        ref_images = (torch.arange(num_keys, device=self.device) + num_pairs) % (2 * num_pairs)
+        key_instances = frame_instances[:num_keys]
+        ref_instances = [frame_instances[i] for i in ref_images.tolist()]
+        key_features = [features[f][:num_keys] for f in self.head_in_features]
         predictions = self.head(key_features)
-        key_instances = [_trainable(x["instances"][0]).to(self.device) for x in batched_inputs]
-        ref_instances = [_trainable(x["instances"][1]).to(self.device) for x in batched_inputs]
 
         anchors = self.anchor_generator(key_features)
         positives, gt_labels = self._assign_targets(anchors, key_instances, [f.shape[-1] for f in key_features])
@@ -186,7 +203,9 @@ class SGNet(FCOS):
         loss_dict = self._detection_losses(cls_logits, predictions, anchors, positives, gt_labels, pred_boxes, gt_boxes)
         scores = cls_logits[positives.image, positives.anchor, gt_labels[positives.image, positives.anchor]].detach().sigmoid()
         loss_dict["loss_mask"] = self._mask_loss(images, predictions, key_instances, positives, scores, pred_boxes.detach(), gt_boxes)
-        loss_dict["loss_track"] = self._track_loss(features, num_pairs, key_instances, ref_instances, positives, pred_boxes.detach())
+        loss_dict["loss_track"] = self._track_loss(
+            features, key_instances, ref_instances, ref_images, positives, pred_boxes.detach()
+        )
         return {name: loss * self.loss_weights[name] for name, loss in loss_dict.items()}
 
     def _assign_targets(self, anchors, key_instances, level_widths):
@@ -287,7 +306,9 @@ class SGNet(FCOS):
         # A size jitter moves the box symmetrically, so only the centre shift moves the centre.
         return centres + shift
 
-    def _track_loss(self, features, num_pairs, key_instances, ref_instances, positives, pred_boxes) -> Tensor:
+    def _track_loss(self, features, key_instances, ref_instances, ref_images, positives, pred_boxes) -> Tensor:
+        """Matching loss of the key positives against the objects of their reference frames;
+        ``ref_images`` (num keys,) is each key frame's reference frame in ``features``."""
         fused = self.track_head([features[f] for f in self.track_in_features])
         key_centres = (pred_boxes[:, :2] + pred_boxes[:, 2:]) / 2
         key_embeddings = self.track_head.embeddings_at(fused, positives.image, key_centres)
@@ -296,7 +317,7 @@ class SGNet(FCOS):
         ref_pair = torch.cat(
             [torch.full((len(x),), i, device=self.device, dtype=torch.long) for i, x in enumerate(ref_instances)]
         )
-        ref_embeddings = self.track_head.embeddings_at(fused, num_pairs + ref_pair, self._jittered_centres(ref_boxes))
+        ref_embeddings = self.track_head.embeddings_at(fused, ref_images[ref_pair], self._jittered_centres(ref_boxes))
 
         key_ids = torch.cat([x.gt_ids for x in key_instances])[self._global_gt(positives, key_instances)]
         ref_ids = torch.cat([x.gt_ids for x in ref_instances])
@@ -340,6 +361,7 @@ class SGNet(FCOS):
             nms_thresh=self.test_nms_thresh,
             max_detections=self.max_detections_per_image,
             image_size=input_size,
+            class_agnostic=self.nms_class_agnostic,
         )
         image_idx = torch.zeros_like(detections.labels)
         masks = self._masks(predictions, detections, image_idx, input_size, output_size)
@@ -356,6 +378,7 @@ class SGNet(FCOS):
             pred_boxes=Boxes(detections.boxes * scale),
             scores=detections.scores,
             pred_classes=detections.labels,
+            class_scores=detections.class_scores,
             pred_masks=masks,
             embeddings=embeddings,
         )
@@ -401,8 +424,12 @@ class SGNet(FCOS):
         frames = video["image"]
         output_size = (video.get("height", frames[0].shape[-2]), video.get("width", frames[0].shape[-1]))
         memory = TrackMemory()
-        accumulator = VideoTrackAccumulator(len(frames), output_size, self.num_classes, self.track_label_rule)
+        accumulator = VideoTrackAccumulator(
+            len(frames), output_size, self.num_classes, self.track_label_rule, self.classes_per_track
+        )
         for frame_index, frame in enumerate(frames):
             instances = self.inference_frame(frame, output_size, memory)
-            accumulator.add(frame_index, instances.track_ids, instances.scores, instances.pred_classes, instances.pred_masks)
+            accumulator.add(
+                frame_index, instances.track_ids, instances.class_scores, instances.pred_classes, instances.pred_masks
+            )
         return accumulator.result()

@@ -11,7 +11,8 @@ from torch.nn import functional as F
 @dataclass
 class Detections:
     """D detections of one image. level, ys, xs: (D,) where on the FPN the detection was made
-    (to read its mask coefficients there); boxes (D, 4) in input pixels; scores, labels (D,)."""
+    (to read its mask coefficients there); boxes (D, 4) in input pixels; scores, labels (D,);
+    class_scores (D, C) every class's score at the detection's location."""
 
     level: Tensor
     ys: Tensor
@@ -19,6 +20,7 @@ class Detections:
     boxes: Tensor
     scores: Tensor
     labels: Tensor
+    class_scores: Tensor
 
     def __getitem__(self, index) -> "Detections":
         return Detections(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
@@ -37,10 +39,15 @@ def select_detections(
     nms_thresh: float,
     max_detections: int,
     image_size,
+    class_agnostic: bool = False,
 ) -> Detections:
     """Release post-processing for one image: per level, the ``pre_nms_topk`` locations with the
     highest max_c(class score x centerness); score = sigmoid(cls) x sigmoid(centerness) per class
     above ``score_thresh``; per-class NMS; the ``max_detections`` best.
+
+    ``class_agnostic``: a location is one candidate, its best class, and NMS ignores classes, so
+    an object gets one detection however its class scores are spread (its other classes' scores
+    stay in ``class_scores``).
 
     Args:
         cls_logits: per level (C, H, W); centerness_logits: per level (1, H, W).
@@ -52,7 +59,13 @@ def select_detections(
         num_classes, _, width = logits.shape
         scores = (logits.sigmoid() * centerness.sigmoid()).flatten(1).t()  # (HW, C)
         top_locations = scores.max(dim=1).values.topk(min(pre_nms_topk, len(scores))).indices
-        location_idx, labels = (scores[top_locations] > score_thresh).nonzero(as_tuple=True)
+        candidate_scores = scores[top_locations]
+        if class_agnostic:
+            best_scores, labels = candidate_scores.max(dim=1)
+            location_idx = (best_scores > score_thresh).nonzero()[:, 0]
+            labels = labels[location_idx]
+        else:
+            location_idx, labels = (candidate_scores > score_thresh).nonzero(as_tuple=True)
         locations = top_locations[location_idx]
         boxes = decode_boxes(level, locations)
         per_level.append(
@@ -63,13 +76,15 @@ def select_detections(
                 boxes=boxes,
                 scores=scores[locations, labels],
                 labels=labels,
+                class_scores=scores[locations],
             )
         )
     detections = Detections(*(torch.cat([getattr(d, f) for d in per_level]) for f in Detections.__dataclass_fields__))
     height, width = image_size
     detections.boxes[:, 0::2] = detections.boxes[:, 0::2].clamp(0, width)
     detections.boxes[:, 1::2] = detections.boxes[:, 1::2].clamp(0, height)
-    keep = batched_nms(detections.boxes, detections.scores, detections.labels, nms_thresh)
+    nms_groups = torch.zeros_like(detections.labels) if class_agnostic else detections.labels
+    keep = batched_nms(detections.boxes, detections.scores, nms_groups, nms_thresh)
     return detections[keep[:max_detections]]
 
 

@@ -1,6 +1,6 @@
 """Collects a video's per-frame tracked detections into the per-track video output."""
 from collections import defaultdict
-from typing import Dict, List
+from typing import Dict
 
 import torch
 from torch import Tensor
@@ -11,49 +11,78 @@ LABEL_RULES = ("score_sum", "vote")
 class VideoTrackAccumulator:
     """Per-track frame scores, labels and masks of one video, turned into the model's video output:
 
-    ``{"image_size": (h, w), "pred_scores": [float per track], "pred_labels": [int per track],
-    "pred_masks": [per track: list of per-frame (h, w) bool tensors or None]}``
+    ``{"image_size": (h, w), "pred_scores": [float per entry], "pred_labels": [int per entry],
+    "pred_masks": [per entry: list of per-frame (h, w) bool tensors or None]}``
 
-    A track's score is the mean of its frame scores; its label is, by ``label_rule``, the label
-    with the highest summed frame score ("score_sum") or the most frequent frame label ("vote").
+    With ``classes_per_track`` 1 (release), each track is one entry: its score is the mean of its
+    frame scores; its label is, by ``label_rule``, the label with the highest summed frame score
+    ("score_sum") or the most frequent frame label ("vote"). With K > 1, each track is K entries
+    (sharing its masks), one for each of the K classes with the highest mean class score m_c over
+    the track's frames, scored m_c * (m_c / max m): a track whose class is uncertain is still
+    found under its true class, instead of only under one guess, while a confident track's
+    runner-up classes (m_c / max m small) rank below the other tracks' best guesses.
     """
 
-    def __init__(self, num_frames: int, image_size, num_classes: int, label_rule: str = "score_sum"):
+    def __init__(
+        self, num_frames: int, image_size, num_classes: int, label_rule: str = "score_sum", classes_per_track: int = 1
+    ):
         if label_rule not in LABEL_RULES:
             raise ValueError(f"TEST.TRACK_LABEL_RULE must be one of {LABEL_RULES}, got {label_rule!r}")
+        self.check_classes_per_track(classes_per_track, num_classes)
         self.num_frames = num_frames
         self.image_size = tuple(image_size)
         self.num_classes = num_classes
         self.label_rule = label_rule
+        self.classes_per_track = classes_per_track
         self._masks: Dict[int, Dict[int, Tensor]] = defaultdict(dict)
         self._label_scores: Dict[int, Tensor] = {}
         self._label_votes: Dict[int, Tensor] = {}
+        self._class_score_sums: Dict[int, Tensor] = {}
         self._score_sums: Dict[int, float] = defaultdict(float)
         self._frame_counts: Dict[int, int] = defaultdict(int)
 
-    def add(self, frame_index: int, track_ids: Tensor, scores: Tensor, labels: Tensor, masks: Tensor) -> None:
-        """One frame's detections: track_ids, scores, labels (N,), masks (N, h, w) bool.
-        Detections with track id -1 (dropped by the tracker) are ignored."""
+    @staticmethod
+    def check_classes_per_track(classes_per_track: int, num_classes: int) -> None:
+        if not 1 <= classes_per_track <= num_classes:
+            raise ValueError(f"TEST.CLASSES_PER_TRACK must be in [1, {num_classes}], got {classes_per_track}")
+
+    def add(self, frame_index: int, track_ids: Tensor, class_scores: Tensor, labels: Tensor, masks: Tensor) -> None:
+        """One frame's N detections: track_ids (N,), class_scores (N, C) every class's score at
+        the detection, labels (N,) its class (its score is ``class_scores[i, labels[i]]``), masks
+        (N, h, w) bool. Detections with track id -1 (dropped by the tracker) are ignored."""
         if not 0 <= frame_index < self.num_frames:
             raise IndexError(f"frame {frame_index} outside a {self.num_frames}-frame video")
-        for track_id, score, label, mask in zip(track_ids.tolist(), scores.tolist(), labels.tolist(), masks.cpu()):
+        class_scores = class_scores.detach().float().cpu()
+        scores = class_scores.gather(1, labels.cpu()[:, None])[:, 0]
+        for track_id, score, label, row, mask in zip(
+            track_ids.tolist(), scores.tolist(), labels.tolist(), class_scores, masks.cpu()
+        ):
             if track_id < 0:
                 continue
             if track_id not in self._label_scores:
                 self._label_scores[track_id] = torch.zeros(self.num_classes)
                 self._label_votes[track_id] = torch.zeros(self.num_classes)
+                self._class_score_sums[track_id] = torch.zeros(self.num_classes)
             self._masks[track_id][frame_index] = mask
             self._label_scores[track_id][label] += score
             self._label_votes[track_id][label] += 1
+            self._class_score_sums[track_id] += row
             self._score_sums[track_id] += score
             self._frame_counts[track_id] += 1
 
     def result(self) -> dict:
-        track_ids = sorted(self._masks)
-        label_table = self._label_scores if self.label_rule == "score_sum" else self._label_votes
-        return {
-            "image_size": self.image_size,
-            "pred_scores": [self._score_sums[t] / self._frame_counts[t] for t in track_ids],
-            "pred_labels": [int(label_table[t].argmax()) for t in track_ids],
-            "pred_masks": [[self._masks[t].get(f) for f in range(self.num_frames)] for t in track_ids],
-        }
+        scores, labels, masks = [], [], []
+        for track_id in sorted(self._masks):
+            track_masks = [self._masks[track_id].get(f) for f in range(self.num_frames)]
+            count = self._frame_counts[track_id]
+            if self.classes_per_track == 1:
+                table = self._label_scores if self.label_rule == "score_sum" else self._label_votes
+                entries = [(self._score_sums[track_id] / count, int(table[track_id].argmax()))]
+            else:
+                top = (self._class_score_sums[track_id] / count).topk(self.classes_per_track)
+                entries = zip((top.values * top.values / top.values[0]).tolist(), top.indices.tolist())
+            for score, label in entries:
+                scores.append(score)
+                labels.append(label)
+                masks.append(track_masks)
+        return {"image_size": self.image_size, "pred_scores": scores, "pred_labels": labels, "pred_masks": masks}
