@@ -75,15 +75,15 @@ def _add_model_config(cfg):
     # Training pairs: False = detection and mask losses on the key frame only, which is tracked
     # against the reference frame (release); True = on both frames, each tracked against the
     # other. The reference frame goes through the backbone anyway, so this doubles the
-    # supervised frames for the cost of the heads.
+    # supervised frames for the cost of the heads (and MASK.MAX_TRAIN_INSTANCES is reached
+    # sooner: it caps the positives per batch).
     sg.SYMMETRIC_PAIRS = False
     # Inference: per-level candidates before NMS, score threshold, NMS IoU, detections per frame.
     sg.PRE_NMS_TOPK = 200
     sg.SCORE_THRESH_TEST = 0.03
     sg.NMS_THRESH_TEST = 0.5
     # NMS across classes, one candidate (its best class) per location, instead of per class
-    # (release). An object then gets one detection and one track even when its class scores are
-    # split, instead of one per class.
+    # (release): an object whose class scores are split gets one detection, not one per class.
     sg.NMS_CLASS_AGNOSTIC = False
     sg.DETECTIONS_PER_IMAGE = 10
 
@@ -136,11 +136,12 @@ def _add_tracker_config(cfg):
 
 
 def _add_test_config(cfg):
-    # A video track's label: "score_sum" = label with the highest summed frame score, "vote" =
-    # most frequent frame label. Its score is the mean of its frame scores.
+    # With CLASSES_PER_TRACK 1, a video track's label: "score_sum" = label with the highest summed
+    # frame score, "vote" = most frequent frame label. Its score is the mean of its frame scores.
     cfg.TEST.TRACK_LABEL_RULE = "score_sum"
     # Entries per track in the results: 1 (release) = one, labelled by TRACK_LABEL_RULE; K > 1 =
     # one for each of the track's K classes with the highest mean class score m_c over its
     # frames, scored m_c^2 / max(m) (TRACK_LABEL_RULE unused; see VideoTrackAccumulator). A hedge
     # for uncertain classes, as query-based VIS methods output their top classes per video.
+    # Needs MODEL.SGNET.NMS_CLASS_AGNOSTIC (one detection per location, not one per class).
     cfg.TEST.CLASSES_PER_TRACK = 1

@@ -135,6 +135,16 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
         str(tmp_path / "cli" / "valid.json"), str(tmp_path / "cli" / "valid" / "JPEGImages")
     )
     assert [(d["length"], d["height"], d["width"]) for d in dicts] == [(3, 48, 80)]
+    # Not the default dataset: not marked as such, so not taken for $DETECTRON2_DATASETS/sgnet_toy.
+    assert not (tmp_path / "cli" / "sgnet_toy_version.txt").exists()
+
+
+def test_cli_marks_the_default_dataset_as_usable_by_the_builtin_splits(tmp_path, monkeypatch):
+    small = {"num_train_videos": 2, "num_val_videos": 1, "num_frames": 2, "height": 48, "width": 80}
+    monkeypatch.setattr(synthetic, "generate_synthetic_ytvis", lambda out_dir, **_: generate_synthetic_ytvis(out_dir, **small))
+    synthetic.main([str(tmp_path / "sgnet_toy")])
+    assert (tmp_path / "sgnet_toy" / "sgnet_toy_version.txt").read_text() == synthetic.TOY_DATASET_VERSION
+    synthetic.ensure_toy_dataset(str(tmp_path / "sgnet_toy"))  # accepted, not generated again
 
 
 def test_synthetic_video_file(tmp_path):
@@ -183,6 +193,27 @@ def test_toy_dataset_refuses_a_foreign_folder(tmp_path, tiny_generator):
     ):
         synthetic.ensure_toy_dataset(str(tmp_path / "sgnet_toy"))
     assert not tiny_generator
+
+
+@pytest.mark.parametrize("version", [None, "1"])
+def test_toy_dataset_of_another_version_is_reported(tmp_path, tiny_generator, version, caplog):
+    """A dataset of an older generator (other video counts) is not reused unnoticed."""
+    target = tmp_path / "sgnet_toy"
+    synthetic.ensure_toy_dataset(str(target))
+    version_file = target / "sgnet_toy_version.txt"
+    assert version_file.read_text() == synthetic.TOY_DATASET_VERSION
+    with caplog.at_level("WARNING"):
+        synthetic.ensure_toy_dataset(str(target))
+    assert "not the current default" not in caplog.text
+    if version is None:
+        version_file.unlink()
+    else:
+        version_file.write_text(version)
+    with caplog.at_level("WARNING"):
+        synthetic.ensure_toy_dataset(str(target))
+    assert f"{target}, which is not the current default toy dataset" in caplog.text
+    assert f"says {version or 'nothing'}" in caplog.text
+    assert len(tiny_generator) == 1
 
 
 @pytest.fixture

@@ -81,6 +81,36 @@ def test_overfit_model_detects_segments_and_tracks_a_five_frame_video(overfit):
         assert output["pred_scores"][best_track] > 0.3
 
 
+def test_video_forward_reports_each_track_under_its_top_classes(overfit, monkeypatch):
+    model, _, _ = overfit
+    scenes = [two_object_scene(s) for s in (0, 3, 6)]
+    with torch.no_grad():
+        single = model([{"image": [image for image, _ in scenes], "height": 128, "width": 160}])[0]
+        monkeypatch.setattr(model, "classes_per_track", 2)
+        double = model([{"image": [image for image, _ in scenes], "height": 128, "width": 160}])[0]
+    assert len(double["pred_labels"]) == 2 * len(single["pred_labels"]) > 0
+    for track in range(len(single["pred_labels"])):
+        first, second = 2 * track, 2 * track + 1
+        # Both classes, best first, on the track's one list of masks, the same as with one entry.
+        assert double["pred_masks"][first] is double["pred_masks"][second]
+        assert all(
+            (a is None and b is None) or torch.equal(a, b) for a, b in zip(double["pred_masks"][first], single["pred_masks"][track])
+        )
+        assert sorted([double["pred_labels"][first], double["pred_labels"][second]]) == [0, 1]
+        assert double["pred_scores"][first] > double["pred_scores"][second]
+    # The overfit model is sure of its classes: the first entries carry the single-entry labels.
+    assert double["pred_labels"][0::2] == single["pred_labels"]
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [({"TEST.CLASSES_PER_TRACK": 3}, r"must be in \[1, 2\]"), ({"TEST.CLASSES_PER_TRACK": 2, "MODEL.SGNET.NMS_CLASS_AGNOSTIC": False}, "needs MODEL.SGNET.NMS_CLASS_AGNOSTIC")],
+)
+def test_classes_per_track_is_checked_when_the_model_is_built(settings, problem):
+    with pytest.raises(ValueError, match=problem):
+        build_model(tiny_cfg(**settings))
+
+
 def test_streaming_api_matches_the_video_forward(overfit):
     model, _, _ = overfit
     frames = [two_object_scene(s)[0] for s in (0, 3, 6)]
@@ -121,10 +151,11 @@ def degenerate_batches():
     return {"no objects": [empty], "key objects absent from ref": [absent_in_ref], "crowd only": [crowd_only], "degenerate boxes": [tiny_boxes]}
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("case", list(degenerate_batches()))
-def test_degenerate_batches_give_finite_losses_and_gradients(case):
+def test_degenerate_batches_give_finite_losses_and_gradients(case, symmetric):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg())
+    model = build_model(tiny_cfg(**{"MODEL.SGNET.SYMMETRIC_PAIRS": symmetric}))
     model.train()
     with EventStorage():
         losses = model(degenerate_batches()[case])
@@ -155,7 +186,7 @@ def test_pair_frames_supervised_and_tracked_against_each_other(symmetric, monkey
     )
     with EventStorage():
         model([sample])
-    _, _, same_pair, targets = calls[0]
+    _, _, same_key, targets = calls[0]
     (key_images, _), (ref_images, ref_centres) = lookups
     disc_ref, square_ref = sample["instances"][1].gt_boxes.get_centers()
     (disc_key,) = sample["instances"][0].gt_boxes.get_centers()
@@ -169,7 +200,7 @@ def test_pair_frames_supervised_and_tracked_against_each_other(symmetric, monkey
     # frame's disc (read on image 0) for image 1.
     assert ref_images.tolist() == [1, 1, 0]
     assert torch.allclose(ref_centres, torch.stack([disc_ref, square_ref, disc_key]))
-    assert same_pair[on_key].tolist() == [[True, True, False]] * int(on_key.sum())
+    assert same_key[on_key].tolist() == [[True, True, False]] * int(on_key.sum())
     on_ref = key_images == 1
     assert set(targets[on_ref].tolist()) == {3, 0}  # the disc found in the key frame, the square new
 

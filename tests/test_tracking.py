@@ -154,6 +154,12 @@ def test_video_accumulator_scores_labels_and_absent_frames():
     for frame, (score, label) in enumerate([(0.9, 1), (0.3, 2), (0.4, 2)]):
         votes.add(frame, torch.tensor([0]), one_hot_scores(score, label), torch.tensor([label]), mask)
     assert votes.result()["pred_labels"] == [2]
+    # A detection's score is its own label's, even where another class scores higher (per-class
+    # NMS keeps one detection per class at a location).
+    per_class = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
+    per_class.add(0, torch.tensor([5]), torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([1]), mask)
+    assert per_class.result()["pred_scores"] == pytest.approx([0.1])
+    assert per_class.result()["pred_labels"] == [1]
     sparse = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
     sparse.add(1, torch.tensor([4]), one_hot_scores(0.5, 0), torch.tensor([0]), mask)
     assert [m is None for m in sparse.result()["pred_masks"][0]] == [True, False, True]

@@ -39,6 +39,7 @@ __all__ = [
     "generate_synthetic_ytvis",
     "write_synthetic_video",
     "ensure_toy_dataset",
+    "TOY_DATASET_VERSION",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ _MAX_SCALE_AMPLITUDE = 0.25
 _JPEG_QUALITY = 90
 # YouTube-VIS names frames after their index in the source video, which they sample every 5th.
 _FRAME_NAME_STRIDE = 5
+# The default dataset's version, written next to its splits. Bump it whenever the generator's
+# defaults or output change, so that a dataset of an older version is not reused unnoticed.
+TOY_DATASET_VERSION = "2"  # 2: 400 train / 48 val videos (1: 60 / 16)
+_VERSION_FILE = "sgnet_toy_version.txt"
 
 
 @dataclass(frozen=True)
@@ -424,9 +429,10 @@ def ensure_toy_dataset(dataset_dir: str) -> dict:
     :func:`generate_synthetic_ytvis`.
     """
     paths = toy_dataset_paths(dataset_dir)
-    if _is_complete(paths):
-        return paths
     dataset_dir = os.path.abspath(dataset_dir)
+    if _is_complete(paths):
+        _check_version(dataset_dir)
+        return paths
     if os.path.isdir(dataset_dir) and os.listdir(dataset_dir):
         raise FileExistsError(
             f"{dataset_dir} exists but lacks train.json / valid.json; delete it to have the toy "
@@ -440,6 +446,7 @@ def ensure_toy_dataset(dataset_dir: str) -> dict:
     staging = tempfile.mkdtemp(prefix=os.path.basename(dataset_dir) + ".tmp-", dir=parent)
     try:
         generate_synthetic_ytvis(staging)
+        _mark_version(staging)
         try:
             os.rename(staging, dataset_dir)
         except OSError:
@@ -448,6 +455,28 @@ def ensure_toy_dataset(dataset_dir: str) -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def _mark_version(dataset_dir: str) -> None:
+    with open(os.path.join(dataset_dir, _VERSION_FILE), "w") as f:
+        f.write(TOY_DATASET_VERSION)
+
+
+def _check_version(dataset_dir: str) -> None:
+    """Warn when ``dataset_dir`` is not the current default dataset: an older sgnet's (other
+    video counts), or one generated with other settings for a purpose of its own."""
+    version_file = os.path.join(dataset_dir, _VERSION_FILE)
+    found = None
+    if os.path.isfile(version_file):
+        with open(version_file) as f:
+            found = f.read().strip()
+    if found != TOY_DATASET_VERSION:
+        logger.warning(
+            f"Using the synthetic dataset in {dataset_dir}, which is not the current default "
+            f"toy dataset (version {TOY_DATASET_VERSION}; {version_file} says "
+            f"{found or 'nothing: an older sgnet or other settings'}): its splits and figures "
+            "differ from the README's. Delete the folder to have the default generated again."
+        )
 
 
 def main(argv=None) -> None:
@@ -473,6 +502,8 @@ def main(argv=None) -> None:
         width=args.width,
         seed=args.seed,
     )
+    if vars(args) == vars(parser.parse_args([args.out_dir])):
+        _mark_version(args.out_dir)  # the default dataset: usable as $DETECTRON2_DATASETS/sgnet_toy
     for key, path in paths.items():
         print(f"{key}: {path}")
 

@@ -118,7 +118,7 @@ class YTVISEvaluator(DatasetEvaluator):
         with PathManager.open(zip_path, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr("results.json", text)
-        self._logger.info(f"Wrote {len(predictions)} result tracks to {json_path} and {zip_path}.")
+        self._logger.info(f"Wrote {len(predictions)} results (track, category) to {json_path} and {zip_path}.")
 
 
 def predictions_to_results(
@@ -128,10 +128,11 @@ def predictions_to_results(
     Args:
         video: a video dict with "video_id", "length" (T), "height" and "width" (H, W: the
             original resolution).
-        output: the model's output for it, N predicted tracks: ``"image_size"`` (H, W),
-            ``"pred_scores"`` (N floats), ``"pred_labels"`` (N contiguous category ids),
-            ``"pred_masks"`` (N lists of T (H, W) bool/uint8 tensors or arrays, None where the
-            track is absent).
+        output: the model's output for it, N entries (a track, or a track under one of its
+            classes): ``"image_size"`` (H, W), ``"pred_scores"`` (N floats), ``"pred_labels"``
+            (N contiguous category ids), ``"pred_masks"`` (N lists of T (H, W) bool/uint8
+            tensors or arrays, None where the track is absent; entries of one track may share
+            the same list, which is then encoded once).
         dataset_category_id: contiguous id -> dataset category id.
 
     Returns:
@@ -151,17 +152,19 @@ def predictions_to_results(
             f"video {video_id}: {len(scores)} scores, {len(labels)} labels, "
             f"{len(masks)} mask tracks"
         )
-    records = []
+    records, encoded = [], {}
     for score, label, track_masks in zip(scores, labels, masks):
         if int(label) not in dataset_category_id:
             raise ValueError(f"video {video_id}: label {int(label)} is no category of the dataset")
-        _check_track_masks(track_masks, video_id, length, size)
+        if id(track_masks) not in encoded:  # `masks` holds every list, so ids are not reused
+            _check_track_masks(track_masks, video_id, length, size)
+            encoded[id(track_masks)] = encode_masks(track_masks)
         records.append(
             {
                 "video_id": video_id,
                 "category_id": dataset_category_id[int(label)],
                 "score": float(score),
-                "segmentations": encode_masks(track_masks),
+                "segmentations": encoded[id(track_masks)],
             }
         )
     return records

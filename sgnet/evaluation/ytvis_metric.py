@@ -168,7 +168,7 @@ def evaluate_ytvis(
         )
     predictions = load_results(results, truth)
     logger.info(
-        f"Evaluating {len(predictions)} predicted tracks against {len(truth.tracks)} "
+        f"Evaluating {len(predictions)} results (track, category) against {len(truth.tracks)} "
         f"ground-truth tracks in {len(truth.videos)} videos."
     )
     if not predictions:

@@ -90,14 +90,15 @@ def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Te
 
 
 def track_loss(
-    key_embeddings: Tensor, ref_embeddings: Tensor, same_pair: Tensor, targets: Tensor
+    key_embeddings: Tensor, ref_embeddings: Tensor, same_key: Tensor, targets: Tensor
 ) -> Tuple[Tensor, Tensor]:
     """Cross-entropy of matching key objects against their reference frame's objects.
 
     Args:
         key_embeddings: (P, D) at the key positives' predicted box centres.
         ref_embeddings: (M, D) at the (jittered) reference objects' centres, all pairs together.
-        same_pair: (P, M) bool, True where positive and reference object come from the same pair.
+        same_key: (P, M) bool, True where the reference object is in the positive's reference
+            frame.
         targets: (P,) 0 = "new object" (absent from the reference frame), j + 1 = reference
             object j.
     Returns:
@@ -105,7 +106,7 @@ def track_loss(
         (1.0 when there is no positive).
     """
     similarity = key_embeddings @ ref_embeddings.t()
-    similarity = similarity.masked_fill(~same_pair, float("-inf"))
+    similarity = similarity.masked_fill(~same_key, float("-inf"))
     logits = torch.cat([similarity.new_zeros(len(similarity), 1), similarity], dim=1)
     loss = F.cross_entropy(logits, targets, reduction="sum") / max(len(targets), 1)
     if len(targets) == 0:

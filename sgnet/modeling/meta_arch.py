@@ -50,7 +50,8 @@ class SGNet(FCOS):
     """SG-Net (Liu et al., CVPR 2021).
 
     Training input: clip pairs from :class:`sgnet.data.YTVISPairDatasetMapper` (key frame
-    supervised for detection and masks, reference frame providing identities). Inference input:
+    supervised for detection and masks, reference frame providing identities; with
+    ``MODEL.SGNET.SYMMETRIC_PAIRS`` both frames play both roles). Inference input:
     videos (``"image"``: list of frame tensors), processed online frame by frame.
 
     Reuses detectron2's FCOS: anchor points, ``match_anchors`` (centre sampling + level ranges),
@@ -122,6 +123,10 @@ class SGNet(FCOS):
         self.mask_threshold = mask_threshold
         self.track_label_rule = track_label_rule
         VideoTrackAccumulator.check_classes_per_track(classes_per_track, num_classes)
+        if classes_per_track > 1 and not nms_class_agnostic:
+            # Per-class NMS can keep one detection per class of an object, which would become
+            # tracks reported under the same classes: duplicates.
+            raise ValueError("TEST.CLASSES_PER_TRACK > 1 needs MODEL.SGNET.NMS_CLASS_AGNOSTIC True")
         self.classes_per_track = classes_per_track
         self.nms_class_agnostic = nms_class_agnostic
 
@@ -182,15 +187,13 @@ class SGNet(FCOS):
             [{"image": x["image"][0]} for x in batched_inputs] + [{"image": x["image"][1]} for x in batched_inputs]
         )
         features = self.backbone(images.tensor)
-        frame_instances = [_trainable(x["instances"][0]).to(self.device) for x in batched_inputs] + [
-            _trainable(x["instances"][1]).to(self.device) for x in batched_inputs
-        ]
+        frame_instances = [_trainable(x["instances"][k]).to(self.device) for k in (0, 1) for x in batched_inputs]
         # Supervised frames: the key frames, or (symmetric pairs) every frame, the reference of
         # frame i being the other frame of its pair, (i + num_pairs) mod (2 * num_pairs).
         num_keys = 2 * num_pairs if self.symmetric_pairs else num_pairs
-        ref_images = (torch.arange(num_keys, device=self.device) + num_pairs) % (2 * num_pairs)
+        ref_image_idx = [(i + num_pairs) % (2 * num_pairs) for i in range(num_keys)]
         key_instances = frame_instances[:num_keys]
-        ref_instances = [frame_instances[i] for i in ref_images.tolist()]
+        ref_instances = [frame_instances[i] for i in ref_image_idx]
         key_features = [features[f][:num_keys] for f in self.head_in_features]
         predictions = self.head(key_features)
 
@@ -204,7 +207,7 @@ class SGNet(FCOS):
         scores = cls_logits[positives.image, positives.anchor, gt_labels[positives.image, positives.anchor]].detach().sigmoid()
         loss_dict["loss_mask"] = self._mask_loss(images, predictions, key_instances, positives, scores, pred_boxes.detach(), gt_boxes)
         loss_dict["loss_track"] = self._track_loss(
-            features, key_instances, ref_instances, ref_images, positives, pred_boxes.detach()
+            features, key_instances, ref_instances, ref_image_idx, positives, pred_boxes.detach()
         )
         return {name: loss * self.loss_weights[name] for name, loss in loss_dict.items()}
 
@@ -276,7 +279,7 @@ class SGNet(FCOS):
         if 0 < self.mask_max_train_instances < len(selected):
             selected = torch.randperm(len(selected), device=self.device)[: self.mask_max_train_instances]
         image, level, ys, xs = (getattr(positives, f)[selected] for f in ("image", "level", "ys", "xs"))
-        num_pairs = len(key_instances)
+        num_images = len(key_instances)
         coefficients = self._coefficients(predictions["aligned_features"], image, level, ys, xs)
         bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
         pixels, logits = self.mask_head.assemble(bases, image, pred_boxes[selected] / self.basis_stride, coefficients)
@@ -285,7 +288,7 @@ class SGNet(FCOS):
         global_gt = self._global_gt(positives, key_instances)[selected]
         targets = gt_masks[global_gt[pixels.instance], pixels.ys, pixels.xs]
         weights = losses.instance_weights(scores[selected], pred_boxes[selected], gt_boxes[selected])
-        return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_pairs)
+        return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_images)
 
     def _downsampled_gt_masks(self, instances: List[Instances], padded_size) -> Tensor:
         """All key objects' masks padded to the batch size and averaged down to the basis
@@ -306,26 +309,29 @@ class SGNet(FCOS):
         # A size jitter moves the box symmetrically, so only the centre shift moves the centre.
         return centres + shift
 
-    def _track_loss(self, features, key_instances, ref_instances, ref_images, positives, pred_boxes) -> Tensor:
+    def _track_loss(self, features, key_instances, ref_instances, ref_image_idx, positives, pred_boxes) -> Tensor:
         """Matching loss of the key positives against the objects of their reference frames;
-        ``ref_images`` (num keys,) is each key frame's reference frame in ``features``."""
+        ``ref_image_idx`` (list, one per key frame) is each key frame's reference in ``features``."""
         fused = self.track_head([features[f] for f in self.track_in_features])
         key_centres = (pred_boxes[:, :2] + pred_boxes[:, 2:]) / 2
         key_embeddings = self.track_head.embeddings_at(fused, positives.image, key_centres)
 
         ref_boxes = torch.cat([x.gt_boxes.tensor for x in ref_instances])
-        ref_pair = torch.cat(
-            [torch.full((len(x),), i, device=self.device, dtype=torch.long) for i, x in enumerate(ref_instances)]
+        # For each reference object: the key frame it is a reference of, and the image it is in.
+        ref_key = torch.repeat_interleave(
+            torch.arange(len(ref_instances), device=self.device),
+            torch.tensor([len(x) for x in ref_instances], device=self.device),
         )
-        ref_embeddings = self.track_head.embeddings_at(fused, ref_images[ref_pair], self._jittered_centres(ref_boxes))
+        ref_image = torch.tensor(ref_image_idx, device=self.device)[ref_key]
+        ref_embeddings = self.track_head.embeddings_at(fused, ref_image, self._jittered_centres(ref_boxes))
 
         key_ids = torch.cat([x.gt_ids for x in key_instances])[self._global_gt(positives, key_instances)]
         ref_ids = torch.cat([x.gt_ids for x in ref_instances])
-        same_pair = positives.image[:, None] == ref_pair[None, :]
-        same_object = same_pair & (key_ids[:, None] == ref_ids[None, :])
+        same_key = positives.image[:, None] == ref_key[None, :]
+        same_object = same_key & (key_ids[:, None] == ref_ids[None, :])
         # Column 0 ("new object") is the target exactly when the object is absent from the reference.
         targets = torch.cat([~same_object.any(dim=1, keepdim=True), same_object], dim=1).float().argmax(dim=1)
-        loss, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_pair, targets)
+        loss, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets)
         get_event_storage().put_scalar("track_match_accuracy", float(accuracy))
         return loss
 
@@ -338,8 +344,8 @@ class SGNet(FCOS):
             image: (C, H, W) input frame (already resized by the test mapper).
             output_size: (height, width) of the original frame; boxes and masks are returned there.
         Returns:
-            Instances at ``output_size`` with pred_boxes, scores, pred_classes, pred_masks
-            (D, height, width) bool, and embeddings (D, E).
+            Instances at ``output_size`` with pred_boxes, scores, pred_classes, class_scores
+            (D, C) every class's score, pred_masks (D, height, width) bool, and embeddings (D, E).
         """
         images = self.preprocess_image([{"image": image}])
         features = self.backbone(images.tensor)

@@ -17,7 +17,7 @@ class VideoTrackAccumulator:
     With ``classes_per_track`` 1 (release), each track is one entry: its score is the mean of its
     frame scores; its label is, by ``label_rule``, the label with the highest summed frame score
     ("score_sum") or the most frequent frame label ("vote"). With K > 1, each track is K entries
-    (sharing its masks), one for each of the K classes with the highest mean class score m_c over
+    (sharing one list of masks), one for each of the K classes with the highest mean class score m_c over
     the track's frames, scored m_c * (m_c / max m): a track whose class is uncertain is still
     found under its true class, instead of only under one guess, while a confident track's
     runner-up classes (m_c / max m small) rank below the other tracks' best guesses.
@@ -53,7 +53,8 @@ class VideoTrackAccumulator:
         if not 0 <= frame_index < self.num_frames:
             raise IndexError(f"frame {frame_index} outside a {self.num_frames}-frame video")
         class_scores = class_scores.detach().float().cpu()
-        scores = class_scores.gather(1, labels.cpu()[:, None])[:, 0]
+        labels = labels.long().cpu()
+        scores = class_scores.gather(1, labels[:, None])[:, 0]
         for track_id, score, label, row, mask in zip(
             track_ids.tolist(), scores.tolist(), labels.tolist(), class_scores, masks.cpu()
         ):
@@ -80,7 +81,7 @@ class VideoTrackAccumulator:
                 entries = [(self._score_sums[track_id] / count, int(table[track_id].argmax()))]
             else:
                 top = (self._class_score_sums[track_id] / count).topk(self.classes_per_track)
-                entries = zip((top.values * top.values / top.values[0]).tolist(), top.indices.tolist())
+                entries = zip((top.values * top.values / top.values[0].clamp(min=1e-12)).tolist(), top.indices.tolist())
             for score, label in entries:
                 scores.append(score)
                 labels.append(label)
