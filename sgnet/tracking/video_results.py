@@ -38,8 +38,6 @@ class VideoTrackAccumulator:
         self._label_scores: Dict[int, Tensor] = {}
         self._label_votes: Dict[int, Tensor] = {}
         self._class_score_sums: Dict[int, Tensor] = {}
-        self._score_sums: Dict[int, float] = defaultdict(float)
-        self._frame_counts: Dict[int, int] = defaultdict(int)
 
     @staticmethod
     def check_classes_per_track(classes_per_track: int, num_classes: int) -> None:
@@ -68,17 +66,15 @@ class VideoTrackAccumulator:
             self._label_scores[track_id][label] += score
             self._label_votes[track_id][label] += 1
             self._class_score_sums[track_id] += row
-            self._score_sums[track_id] += score
-            self._frame_counts[track_id] += 1
 
     def result(self) -> dict:
         scores, labels, masks = [], [], []
         for track_id in sorted(self._masks):
             track_masks = [self._masks[track_id].get(f) for f in range(self.num_frames)]
-            count = self._frame_counts[track_id]
+            count = self._label_votes[track_id].sum()  # frames with a detection
             if self.classes_per_track == 1:
                 table = self._label_scores if self.label_rule == "score_sum" else self._label_votes
-                entries = [(self._score_sums[track_id] / count, int(table[track_id].argmax()))]
+                entries = [(float(self._label_scores[track_id].sum() / count), int(table[track_id].argmax()))]
             else:
                 top = (self._class_score_sums[track_id] / count).topk(self.classes_per_track)
                 entries = zip((top.values * top.values / top.values[0].clamp(min=1e-12)).tolist(), top.indices.tolist())
