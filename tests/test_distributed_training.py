@@ -28,6 +28,7 @@ def train_rank(rank: int, world_size: int, port: int, datasets_root: str, result
     from detectron2.utils import comm
     from torch.nn.parallel import DistributedDataParallel
 
+    from distributed_fixtures import leave_process_group
     from model_fixtures import tiny_cfg
     from train_net import Trainer
 
@@ -50,8 +51,7 @@ def train_rank(rank: int, world_size: int, port: int, datasets_root: str, result
     trainer = SimpleTrainer(ddp_model, Trainer.build_train_loader(cfg), optimizer)
     trainer.train(0, 2)
     results[rank] = {name: p.detach().clone() for name, p in model.named_parameters()}
-    comm.synchronize()
-    dist.destroy_process_group()
+    leave_process_group()
 
 
 def test_two_ranks_end_with_identical_parameters(tmp_path):

@@ -433,26 +433,23 @@ def test_evaluator_reads_the_category_map_at_first_use(tmp_path):
 def _distributed_worker(rank, world_size, init_file, json_file, result_file):
     import torch.distributed as dist
 
+    from distributed_fixtures import leave_process_group
+
     dist.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
     )
-    try:
-        _register("ytvis_eval_test_distributed", Path(json_file))
-        evaluator = YTVISEvaluator("ytvis_eval_test_distributed")
-        evaluator.reset()
-        # contiguous shards, as detectron2's InferenceSampler gives them
-        video, output = duplicate_case_model_io()[rank]
-        evaluator.process([video], [output])
-        metrics = evaluator.evaluate()
-        if rank == 0:
-            Path(result_file).write_text(json.dumps(metrics))
-        else:
-            assert metrics == {}
-    finally:
-        # Both ranks leave together: a rank tearing gloo down while its peer still evaluates
-        # aborts the process ("terminate called without an active exception").
-        dist.barrier()
-        dist.destroy_process_group()
+    _register("ytvis_eval_test_distributed", Path(json_file))
+    evaluator = YTVISEvaluator("ytvis_eval_test_distributed")
+    evaluator.reset()
+    # contiguous shards, as detectron2's InferenceSampler gives them
+    video, output = duplicate_case_model_io()[rank]
+    evaluator.process([video], [output])
+    metrics = evaluator.evaluate()
+    if rank == 0:
+        Path(result_file).write_text(json.dumps(metrics))
+    else:
+        assert metrics == {}
+    leave_process_group()
 
 
 def test_distributed_evaluation_matches_single_process(tmp_path):
