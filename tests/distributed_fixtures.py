@@ -13,7 +13,7 @@ def leave_process_group() -> None:
     communicates aborts the peer. The process then ends without interpreter finalisation
     (`os._exit`): with torch 2.13, gloo threads that outlive `destroy_process_group` can abort a
     finalising interpreter ("terminate called without an active exception", SIGABRT) after all
-    the work was done, which made a CI run fail once in 13.
+    the work was done, which failed CI runs now and then.
     """
     dist.barrier()
     dist.destroy_process_group()
