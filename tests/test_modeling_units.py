@@ -72,7 +72,7 @@ def test_centerness_targets():
     assert torch.allclose(centerness_targets(distances), torch.tensor([0.5, 1.0, 1 / 3]))
 
 
-def make_mask_head(per_image=False, num_bases=3):
+def make_mask_head(per_image=False, num_bases=3, test_box_expansion=1.0):
     return SpatialGranularityMaskHead(
         in_channels=4,
         num_basis_levels=3,
@@ -81,6 +81,7 @@ def make_mask_head(per_image=False, num_bases=3):
         granularities=[2, 3, 4],
         granularity_areas=[500.0, 1000.0],
         granularity_per_image=per_image,
+        test_box_expansion=test_box_expansion,
     )
 
 
@@ -143,6 +144,16 @@ def test_mask_assembly_matches_a_slow_per_cell_loop():
     assert torch.allclose(fast, reference, atol=1e-5)
     # Every cell really uses its own coefficients: the four quadrants of instance 0 differ.
     assert len({round(float(v), 4) for v in fast[0][fast[0] != 0]}) > 4
+
+
+def test_test_mask_boxes_scale_about_centres():
+    head = make_mask_head(test_box_expansion=1.5)
+    boxes = torch.tensor([[2.0, 1.0, 22.0, 23.0], [4.0, 4.0, 8.0, 6.0]])
+    scaled = torch.tensor([[-3.0, -4.5, 27.0, 28.5], [3.0, 3.5, 9.0, 6.5]])
+    assert torch.equal(head.test_mask_boxes(boxes), scaled)
+    assert make_mask_head().test_mask_boxes(boxes) is boxes
+    with pytest.raises(ValueError, match="TEST_BOX_EXPANSION"):
+        make_mask_head(test_box_expansion=0.9)
 
 
 def test_degenerate_box_covers_no_pixel():
@@ -241,23 +252,28 @@ def test_sampled_deformable_conv_equals_torchvision(size):
 
 
 def straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size):
-    """Reference for inference masks: bases upsampled x4, logits at every box pixel, probabilities
-    0 outside boxes, the valid part resized to the output. Returns the resized probabilities."""
+    """Reference for inference masks: bases upsampled x4, logits at every pixel of the scaled
+    boxes, probabilities 0 outside them, the valid part resized to the output. Returns the resized
+    probabilities."""
     bases = F.interpolate(coarse_bases[None], scale_factor=4, mode="bilinear", align_corners=False)
-    pixels, logits = head.assemble(bases, torch.zeros(len(boxes), dtype=torch.long), boxes, coefficients, granularity)
+    pixels, logits = head.assemble(
+        bases, torch.zeros(len(boxes), dtype=torch.long), head.test_mask_boxes(boxes), coefficients, granularity
+    )
     probabilities = torch.zeros(len(boxes), *bases.shape[-2:])
     probabilities[pixels.instance, pixels.ys, pixels.xs] = logits.sigmoid()
     valid = probabilities[:, None, : valid_size[0], : valid_size[1]]
     return F.interpolate(valid, size=output_size, mode="bilinear", align_corners=False)[:, 0]
 
 
-@pytest.mark.parametrize("output_size", [(44, 62), (37, 50), (90, 129)])
-def test_inference_masks_equal_the_straightforward_computation(output_size):
+@pytest.mark.parametrize(
+    "output_size, test_box_expansion", [((44, 62), 1.0), ((37, 50), 1.0), ((90, 129), 1.0), ((37, 50), 1.2)]
+)
+def test_inference_masks_equal_the_straightforward_computation(output_size, test_box_expansion):
     """Box crops, coarse logits and grid sampling give the masks of upsampling the bases, assembling
     every box pixel and resizing whole maps: at integer and fractional output scales, for boxes
-    over the edges, in the padding and empty, in chunks of any size."""
+    over the edges, in the padding and empty, in chunks of any size, on scaled boxes too."""
     torch.manual_seed(0)
-    head = make_mask_head(num_bases=3)
+    head = make_mask_head(num_bases=3, test_box_expansion=test_box_expansion)
     coarse_bases = torch.randn(3, 6, 8)  # bases 24 x 32, of which 22 x 31 cover the input
     valid_size = (22, 31)
     boxes = torch.tensor(

@@ -107,6 +107,7 @@ class SpatialGranularityMaskHead(nn.Module):
         granularities: List[int],
         granularity_areas: List[float],
         granularity_per_image: bool,
+        test_box_expansion: float = 1.0,
         basis_upsample: int = 4,
     ):
         super().__init__()
@@ -115,7 +116,10 @@ class SpatialGranularityMaskHead(nn.Module):
                 "MODEL.SGNET.MASK.GRANULARITIES must be ascending and unique, with one "
                 f"GRANULARITY_AREAS threshold between each pair; got {granularities} / {granularity_areas}"
             )
+        if test_box_expansion < 1.0:
+            raise ValueError(f"MODEL.SGNET.MASK.TEST_BOX_EXPANSION must be >= 1.0; got {test_box_expansion}")
         self.num_bases = num_bases
+        self.test_box_expansion = test_box_expansion
         self.basis_upsample = basis_upsample
         self.granularity_per_image = granularity_per_image
         self.basis_branch = nn.Sequential(
@@ -150,6 +154,7 @@ class SpatialGranularityMaskHead(nn.Module):
             "granularities": list(mask.GRANULARITIES),
             "granularity_areas": list(mask.GRANULARITY_AREAS),
             "granularity_per_image": mask.GRANULARITY_PER_IMAGE,
+            "test_box_expansion": mask.TEST_BOX_EXPANSION,
         }
 
     def coarse_bases(self, box_features: List[Tensor]) -> Tensor:
@@ -180,6 +185,16 @@ class SpatialGranularityMaskHead(nn.Module):
         """(N,) g of N boxes (N, 4) in basis-map pixels, see :meth:`select_granularity`."""
         areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
         return self.select_granularity(areas, image_idx)
+
+    def test_mask_boxes(self, boxes: Tensor) -> Tensor:
+        """(N, 4) detected boxes -> the (N, 4) regions their masks are assembled on at inference:
+        the boxes scaled by ``test_box_expansion`` about their centres, so that a mask can reach
+        past a box that is a little too tight (its g x g grid spans the scaled box)."""
+        if self.test_box_expansion == 1.0:
+            return boxes
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        half_sizes = (boxes[:, 2:] - boxes[:, :2]) / 2 * self.test_box_expansion
+        return torch.cat([centres - half_sizes, centres + half_sizes], dim=1)
 
     def assemble(self, bases: Tensor, image_idx: Tensor, boxes: Tensor, coefficients: Tensor, granularity=None):
         """Mask logits of N instances at the basis pixels inside their boxes.
@@ -225,10 +240,10 @@ class SpatialGranularityMaskHead(nn.Module):
     ) -> Tensor:
         """Thresholded masks of one image's N instances at the output resolution (inference).
 
-        The result equals the straightforward computation: logits of the box pixels on the bases
-        (:meth:`assemble`), probabilities 0 outside boxes, the part of the map covering the
-        unpadded input (``valid_size``) resized bilinearly to ``output_size``, thresholded. But no
-        step works on the whole image per instance:
+        The result equals the straightforward computation: logits of the pixels of the scaled
+        boxes (:meth:`test_mask_boxes`) on the bases (:meth:`assemble`), probabilities 0 outside
+        them, the part of the map covering the unpadded input (``valid_size``) resized bilinearly
+        to ``output_size``, thresholded. But no step works on the whole image per instance:
 
         - the bases are the coarse bases upsampled x4 (bilinear, linear), so a cell's logits are
           the upsampled logits of the coarse map, ``<coarse bases, cell coefficients>``: those
@@ -241,9 +256,9 @@ class SpatialGranularityMaskHead(nn.Module):
 
         Args:
             coarse_bases: (K, h, w) of the image, from :meth:`coarse_bases`.
-            boxes: (N, 4) in basis-map pixels.
+            boxes: (N, 4) detected boxes in basis-map pixels (scaled here by :meth:`test_mask_boxes`).
             coefficients: (N, K * sum g^2) from :meth:`coefficients`.
-            granularity: (N,) g per instance (:meth:`box_granularity`).
+            granularity: (N,) g per instance (:meth:`box_granularity` of the unscaled boxes).
             valid_size: (H_b, W_b) part of the basis map covering the unpadded input.
             output_size: (H, W) of the masks.
         Returns:
@@ -251,6 +266,7 @@ class SpatialGranularityMaskHead(nn.Module):
         """
         num_bases, coarse_h, coarse_w = coarse_bases.shape
         device = coarse_bases.device
+        boxes = self.test_mask_boxes(boxes)
         masks = torch.zeros(len(boxes), *output_size, dtype=torch.bool, device=device)
         if len(boxes) == 0:
             return masks
