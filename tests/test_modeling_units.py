@@ -5,6 +5,7 @@ from detectron2.modeling import build_backbone, build_model
 from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F
 
+from sgnet.modeling.assignment import fcos_matched_indices
 from sgnet.modeling.layers import gather_conv3x3
 from sgnet.modeling.losses import centerness_targets
 from sgnet.modeling.mask_head import SpatialGranularityMaskHead, box_pixels
@@ -30,6 +31,38 @@ def assign(model, boxes, image_size=(256, 256)):
     with EventStorage():
         positives, labels = model._assign_targets(anchors, [gt], [f.shape[-1] for f in features])
     return positives, labels
+
+
+def test_fcos_assignment_equals_detectron2s_on_random_scenes(model):
+    # detectron2's FCOS.label_anchors(anchors, gt_instances) has the same signature in v0.6 and on
+    # main (its matching underneath was renamed and reshaped). With gt_classes = 0..M-1 and
+    # num_classes >= M, its labels are the matched GT index (num_classes for background).
+    from detectron2.modeling.meta_arch.fcos import FCOS
+
+    generator = torch.Generator().manual_seed(0)
+    image_size = (320, 480)
+    features = [torch.zeros(1, 1, image_size[0] // s, image_size[1] // s) for s in (8, 16, 32, 64, 128)]
+    anchors = model.anchor_generator(features)
+    num_gt = 40
+    reference = FCOS(
+        backbone=model.backbone, head=model.head, head_in_features=model.head_in_features,
+        num_classes=num_gt, center_sampling_radius=model.center_sampling_radius,
+        pixel_mean=[0.0, 0.0, 0.0], pixel_std=[1.0, 1.0, 1.0],
+    )
+    total_positives = 0
+    for _ in range(20):
+        corners = torch.rand(num_gt, 2, 2, generator=generator) * torch.tensor([image_size[1], image_size[0]])
+        boxes = torch.cat([corners.amin(dim=1), corners.amax(dim=1)], dim=1)
+        boxes[:5] = boxes[5:10]  # equal areas: the tie rule must agree too
+        gt = Instances(image_size, gt_boxes=Boxes(boxes), gt_classes=torch.arange(num_gt))
+        labels, _ = reference.label_anchors(anchors, [gt])
+        expected = torch.where(labels[0] == num_gt, -1, labels[0])
+        matched = fcos_matched_indices(anchors, boxes, model.center_sampling_radius)
+        assert torch.equal(matched, expected)
+        total_positives += int((matched >= 0).sum())
+    assert total_positives > 1000  # the scenes do exercise the rule
+    empty = fcos_matched_indices(anchors, torch.zeros(0, 4), 1.5)
+    assert empty.shape == (sum(len(a) for a in anchors),) and bool((empty == -1).all())
 
 
 def test_fcos_targets_small_box_takes_the_3x3_centre_region_of_p3(model):

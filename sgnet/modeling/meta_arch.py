@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from ..tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
 from . import losses
+from .assignment import fcos_matched_indices
 from .detection_head import SGNetDetectionHead
 from .mask_head import SpatialGranularityMaskHead
 from .postprocessing import Detections, select_detections
@@ -54,8 +55,8 @@ class SGNet(FCOS):
     ``MODEL.SGNET.SYMMETRIC_PAIRS`` both frames play both roles). Inference input:
     videos (``"image"``: list of frame tensors), processed online frame by frame.
 
-    Reuses detectron2's FCOS: anchor points, ``match_anchors`` (centre sampling + level ranges),
-    ``Box2BoxTransformLinear`` and image preprocessing. Deliberate differences from detectron2's
+    Reuses detectron2's FCOS: anchor points, ``Box2BoxTransformLinear`` and image preprocessing;
+    the FCOS assignment (centre sampling + level ranges) is :func:`fcos_matched_indices`. Deliberate differences from detectron2's
     FCOS: centerness-weighted box loss (release), the release's tower depths and per-level
     scales, deformable feature alignment, score = cls x centerness (no sqrt), and the mask and
     tracking heads.
@@ -212,12 +213,8 @@ class SGNet(FCOS):
         return {name: loss * self.loss_weights[name] for name, loss in loss_dict.items()}
 
     def _assign_targets(self, anchors, key_instances, level_widths):
-        """FCOS assignment (detectron2's ``match_anchors``): positives and (N, R) labels."""
-        num_anchors = sum(len(a) for a in anchors)
-        matched = [
-            self.match_anchors(anchors, [gt])[0] if len(gt) else torch.full((num_anchors,), -1, device=self.device)
-            for gt in key_instances
-        ]
+        """FCOS assignment (:func:`fcos_matched_indices`): positives and (N, R) labels."""
+        matched = [fcos_matched_indices(anchors, gt.gt_boxes.tensor, self.center_sampling_radius) for gt in key_instances]
         gt_labels = torch.stack(
             [
                 torch.where(m >= 0, gt.gt_classes[m.clamp(min=0)] if len(gt) else m, torch.full_like(m, self.num_classes))
