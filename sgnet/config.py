@@ -75,7 +75,7 @@ def _add_model_config(cfg):
     # Training pairs: False = detection and mask losses on the key frame only, which is tracked
     # against the reference frame (release); True = on both frames, each tracked against the
     # other. The reference frame goes through the backbone anyway, so this doubles the
-    # supervised frames for the cost of the heads (and MASK.MAX_TRAIN_INSTANCES is reached
+    # supervised frames for the cost of the heads (and a MASK.MAX_TRAIN_INSTANCES cap is reached
     # sooner: it caps the positives per batch).
     sg.SYMMETRIC_PAIRS = False
     # Inference: per-level candidates before NMS, score threshold, NMS IoU, detections per frame.
@@ -108,9 +108,16 @@ def _add_model_config(cfg):
     sg.MASK.TEST_BOX_EXPANSION = 1.0
     # Weight of the mask loss.
     sg.MASK.LOSS_WEIGHT = 1.0
-    # At most this many positives per batch get a mask loss (random subset; bounds memory on
-    # large objects, as YOLACT-style heads do). 0 = all.
-    sg.MASK.MAX_TRAIN_INSTANCES = 100
+    # At most this many positives per batch get a mask loss (a random subset, as YOLACT-style
+    # heads do, bounding memory on large objects). 0 = every positive (release: no cap; memory
+    # grows with the positives' box areas, one K-vector per basis pixel of each box).
+    sg.MASK.MAX_TRAIN_INSTANCES = 0
+    # Mask-loss instance weights (score x IoU) normalised to mean 1 within each image (True,
+    # release) or over the whole batch (False).
+    sg.MASK.WEIGHTS_PER_IMAGE = True
+    # Mask targets at the basis stride: True = bilinear downsampling then > 0.5 (release,
+    # binary); False = the average of each stride x stride block (soft, in [0, 1]).
+    sg.MASK.BINARY_TARGETS = True
     # Mask probability threshold at inference.
     sg.MASK.THRESHOLD = 0.5
 
@@ -123,6 +130,10 @@ def _add_model_config(cfg):
     sg.TRACK.BOX_JITTER = 0.05
     # Weight of the matching cross-entropy.
     sg.TRACK.LOSS_WEIGHT = 1.0
+    # The matching cross-entropy averaged over each key image's positives, then over the images
+    # (True, release), or over all positives of the batch at once (False: images with more
+    # positives weigh more).
+    sg.TRACK.LOSS_PER_IMAGE = True
 
 
 def _add_tracker_config(cfg):

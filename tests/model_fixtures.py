@@ -8,6 +8,16 @@ import sgnet
 REPO_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
 
 
+# The release's training-loss behaviour (the real configs' defaults), which the toy config
+# replaces with the project's variants.
+RELEASE_LOSSES = {
+    "MODEL.SGNET.MASK.MAX_TRAIN_INSTANCES": 0,
+    "MODEL.SGNET.MASK.WEIGHTS_PER_IMAGE": True,
+    "MODEL.SGNET.MASK.BINARY_TARGETS": True,
+    "MODEL.SGNET.TRACK.LOSS_PER_IMAGE": True,
+}
+
+
 def tiny_cfg(**overrides):
     """The toy config, narrowed further so that a training step takes a fraction of a second."""
     cfg = get_cfg()

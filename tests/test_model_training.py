@@ -14,7 +14,7 @@ from detectron2.utils.events import EventStorage
 import sgnet.modeling
 from sgnet.tracking import TrackMemory
 
-from model_fixtures import pair_sample, tiny_cfg, two_object_scene
+from model_fixtures import RELEASE_LOSSES, pair_sample, tiny_cfg, two_object_scene
 
 OVERFIT_ITERATIONS = 200
 
@@ -151,11 +151,12 @@ def degenerate_batches():
     return {"no objects": [empty], "key objects absent from ref": [absent_in_ref], "crowd only": [crowd_only], "degenerate boxes": [tiny_boxes]}
 
 
+@pytest.mark.parametrize("loss_variant", ["toy", "release"])
 @pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("case", list(degenerate_batches()))
-def test_degenerate_batches_give_finite_losses_and_gradients(case, symmetric):
+def test_degenerate_batches_give_finite_losses_and_gradients(case, symmetric, loss_variant):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(**{"MODEL.SGNET.SYMMETRIC_PAIRS": symmetric}))
+    model = build_model(tiny_cfg(**{"MODEL.SGNET.SYMMETRIC_PAIRS": symmetric}, **(RELEASE_LOSSES if loss_variant == "release" else {})))
     model.train()
     with EventStorage():
         losses = model(degenerate_batches()[case])
@@ -186,7 +187,7 @@ def test_pair_frames_supervised_and_tracked_against_each_other(symmetric, monkey
     )
     with EventStorage():
         model([sample])
-    _, _, same_key, targets = calls[0]
+    _, _, same_key, targets, *_ = calls[0]
     (key_images, _), (ref_images, ref_centres) = lookups
     disc_ref, square_ref = sample["instances"][1].gt_boxes.get_centers()
     (disc_key,) = sample["instances"][0].gt_boxes.get_centers()
@@ -269,3 +270,40 @@ def test_loading_imagenet_backbone_weights_leaves_only_head_keys_missing(tmp_pat
     for name, value in source.backbone.bottom_up.state_dict().items():
         if not name.endswith(("running_mean", "running_var")):
             assert torch.equal(model.backbone.bottom_up.state_dict()[name], value), name
+
+
+def test_r50_config_trains_a_step_with_every_gradient_and_tracks_a_video():
+    """The release config as a user runs it (no weights to download here): five finite losses, a
+    gradient for every trainable parameter, then a tracked video."""
+    from sgnet.config import load_config
+
+    from model_fixtures import REPO_CONFIGS
+
+    torch.manual_seed(0)
+    # Score threshold 0: the untrained model's scores (prior 0.01) still give tracks to check.
+    opts = ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "MODEL.SGNET.SCORE_THRESH_TEST", 0.0]
+    cfg = load_config(str(REPO_CONFIGS / "ytvis_2019" / "sgnet_R50_FPN_1x.yaml"), opts)
+    model = build_model(cfg)
+    model.train()
+    with EventStorage():
+        losses = model([pair_sample(0, 4), pair_sample(2, 8)])
+    assert set(losses) == {"loss_fcos_cls", "loss_fcos_loc", "loss_fcos_ctr", "loss_mask", "loss_track"}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values()), losses
+    sum(losses.values()).backward()
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    assert [name for name, p in trainable if p.grad is None] == []
+    # FREEZE_AT 2: the stem and res2 are frozen, everything else trains.
+    assert not any(name.startswith("backbone.bottom_up.res3") for name, p in model.named_parameters() if not p.requires_grad)
+
+    model.eval()
+    frames = [two_object_scene(shift)[0] for shift in (0, 3, 6)]
+    with torch.no_grad():
+        video = model([{"image": frames, "height": 128, "width": 160}])[0]
+    assert video["image_size"] == (128, 160)
+    # 10 detections a frame (DETECTIONS_PER_IMAGE), all new tracks on the first frame; later
+    # detections continue tracks or start new ones, or are dropped as duplicates of a track.
+    assert 10 <= len(video["pred_scores"]) == len(video["pred_labels"]) == len(video["pred_masks"]) <= 30
+    present = [[masks[frame] for masks in video["pred_masks"] if masks[frame] is not None] for frame in range(3)]
+    assert len(present[0]) == 10 and all(1 <= len(p) <= 10 for p in present)
+    assert all(m.shape == (128, 160) and m.dtype == torch.bool for p in present for m in p)
+    assert all(0 <= label < 40 for label in video["pred_labels"])

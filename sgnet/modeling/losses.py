@@ -50,6 +50,19 @@ def box_and_centerness_losses(
     return box_loss, centerness_loss / max(len(gt_centerness), 1)
 
 
+def mean_of_group_means(values: Tensor, groups: Tensor, num_groups: int) -> Tensor:
+    """Each non-empty group's mean of ``values``, averaged over those groups; a scalar that keeps
+    the graph (zero gradients) when there is no value.
+
+    Args:
+        values: (P,); groups: (P,) int64 in [0, num_groups).
+    """
+    sums = values.new_zeros(num_groups).index_add_(0, groups, values)
+    counts = torch.bincount(groups, minlength=num_groups)
+    present = counts > 0
+    return (sums[present] / counts[present]).sum() / present.sum().clamp(min=1)
+
+
 def mask_loss(
     logits: Tensor,
     targets: Tensor,
@@ -57,31 +70,32 @@ def mask_loss(
     instance_image: Tensor,
     instance_weights: Tensor,
     num_images: int,
+    weights_per_image: bool = True,
 ) -> Tensor:
-    """Box-normalised BCE of the assembled masks, instances weighted, averaged over images.
+    """Box-normalised BCE of the assembled masks, instances weighted, averaged per image, then
+    over images.
 
     Args:
         logits, targets: (P,) mask logits and GT values (in [0, 1]) at the P box pixels.
         pixel_instance: (P,) instance of each pixel.
         instance_image: (M,) image of each instance.
         instance_weights: (M,) score x IoU per instance; normalised here to mean 1 over the
-            instances that have pixels.
+            instances that have pixels, within each image (``weights_per_image``, release) or
+            over the whole batch.
     """
     num_instances = len(instance_image)
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     pixel_counts = torch.bincount(pixel_instance, minlength=num_instances)
-    per_instance = torch.zeros(num_instances, device=logits.device, dtype=logits.dtype).index_add_(0, pixel_instance, bce)
+    per_instance = logits.new_zeros(num_instances).index_add_(0, pixel_instance, bce)
     per_instance = per_instance / pixel_counts.clamp(min=1)
     has_pixels = pixel_counts > 0
     weights = instance_weights * has_pixels
-    weights = weights / (weights.sum() / has_pixels.sum().clamp(min=1)).clamp(min=1e-6)
-    per_image = torch.zeros(num_images, device=logits.device, dtype=logits.dtype).index_add_(
-        0, instance_image, per_instance * weights
-    )
-    instances_per_image = torch.bincount(instance_image[has_pixels], minlength=num_images)
-    supervised = instances_per_image > 0
-    # Sum over an empty selection keeps the graph (zero gradients) when nothing is supervised.
-    return (per_image[supervised] / instances_per_image[supervised]).sum() / supervised.sum().clamp(min=1)
+    # Normalisation groups: the images, or the batch as one group.
+    groups = instance_image if weights_per_image else torch.zeros_like(instance_image)
+    group_totals = weights.new_zeros(num_images).index_add_(0, groups, weights)
+    group_counts = torch.bincount(groups[has_pixels], minlength=num_images)
+    weights = weights / (group_totals / group_counts.clamp(min=1)).clamp(min=1e-6)[groups]
+    return mean_of_group_means((per_instance * weights)[has_pixels], instance_image[has_pixels], num_images)
 
 
 def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
@@ -90,7 +104,13 @@ def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Te
 
 
 def track_loss(
-    key_embeddings: Tensor, ref_embeddings: Tensor, same_key: Tensor, targets: Tensor
+    key_embeddings: Tensor,
+    ref_embeddings: Tensor,
+    same_key: Tensor,
+    targets: Tensor,
+    key_image: Tensor,
+    num_images: int,
+    per_image: bool = True,
 ) -> Tuple[Tensor, Tensor]:
     """Cross-entropy of matching key objects against their reference frame's objects.
 
@@ -101,6 +121,9 @@ def track_loss(
             frame.
         targets: (P,) 0 = "new object" (absent from the reference frame), j + 1 = reference
             object j.
+        key_image: (P,) key image (of ``num_images``) of each positive.
+        per_image: average over each image's positives, then over the images (release); else
+            over all positives at once.
     Returns:
         (loss, accuracy): accuracy is the fraction of positives whose argmax is the target, NaN-free
         (1.0 when there is no positive).
@@ -108,7 +131,8 @@ def track_loss(
     similarity = key_embeddings @ ref_embeddings.t()
     similarity = similarity.masked_fill(~same_key, float("-inf"))
     logits = torch.cat([similarity.new_zeros(len(similarity), 1), similarity], dim=1)
-    loss = F.cross_entropy(logits, targets, reduction="sum") / max(len(targets), 1)
+    per_positive = F.cross_entropy(logits, targets, reduction="none")
+    loss = mean_of_group_means(per_positive, key_image if per_image else torch.zeros_like(key_image), num_images)
     if len(targets) == 0:
         return loss, torch.ones(())
     accuracy = (logits.argmax(dim=1) == targets).float().mean()

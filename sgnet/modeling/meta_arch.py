@@ -81,6 +81,9 @@ class SGNet(FCOS):
         loss_weights: Dict[str, float],
         track_box_jitter: float,
         mask_max_train_instances: int,
+        mask_weights_per_image: bool,
+        mask_binary_targets: bool,
+        track_loss_per_image: bool,
         symmetric_pairs: bool,
         pre_nms_topk: int,
         score_thresh: float,
@@ -120,6 +123,9 @@ class SGNet(FCOS):
         self.loss_weights = loss_weights
         self.track_box_jitter = track_box_jitter
         self.mask_max_train_instances = mask_max_train_instances
+        self.mask_weights_per_image = mask_weights_per_image
+        self.mask_binary_targets = mask_binary_targets
+        self.track_loss_per_image = track_loss_per_image
         self.symmetric_pairs = symmetric_pairs
         self.mask_threshold = mask_threshold
         self.track_label_rule = track_label_rule
@@ -162,6 +168,9 @@ class SGNet(FCOS):
             },
             "track_box_jitter": sg.TRACK.BOX_JITTER,
             "mask_max_train_instances": sg.MASK.MAX_TRAIN_INSTANCES,
+            "mask_weights_per_image": sg.MASK.WEIGHTS_PER_IMAGE,
+            "mask_binary_targets": sg.MASK.BINARY_TARGETS,
+            "track_loss_per_image": sg.TRACK.LOSS_PER_IMAGE,
             "symmetric_pairs": sg.SYMMETRIC_PAIRS,
             "pre_nms_topk": sg.PRE_NMS_TOPK,
             "score_thresh": sg.SCORE_THRESH_TEST,
@@ -270,8 +279,12 @@ class SGNet(FCOS):
         return coefficients
 
     def _mask_loss(self, images, predictions, key_instances, positives, scores, pred_boxes, gt_boxes) -> Tensor:
-        """Box-normalised mask BCE of the positives (or a random subset), assembled on their
-        predicted boxes; ``scores`` (P,) are their classification scores for their GT class."""
+        """Box-normalised mask BCE of the positives (every one, or a random subset of
+        ``MASK.MAX_TRAIN_INSTANCES``), assembled on their predicted boxes; ``scores`` (P,) are
+        their classification scores for their GT class."""
+        basis_boxes = pred_boxes / self.basis_stride
+        # Chosen before subsetting: the per-image rule averages over all of an image's positives.
+        granularity = self.mask_head.box_granularity(basis_boxes, positives.image)
         selected = torch.arange(len(positives.image), device=self.device)
         if 0 < self.mask_max_train_instances < len(selected):
             selected = torch.randperm(len(selected), device=self.device)[: self.mask_max_train_instances]
@@ -279,24 +292,29 @@ class SGNet(FCOS):
         num_images = len(key_instances)
         coefficients = self._coefficients(predictions["aligned_features"], image, level, ys, xs)
         bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
-        pixels, logits = self.mask_head.assemble(bases, image, pred_boxes[selected] / self.basis_stride, coefficients)
+        pixels, logits = self.mask_head.assemble(bases, image, basis_boxes[selected], coefficients, granularity[selected])
+        get_event_storage().put_scalar("num_mask_instances", len(torch.unique(pixels.instance)))
 
         gt_masks = self._downsampled_gt_masks(key_instances, images.tensor.shape[-2:])
         global_gt = self._global_gt(positives, key_instances)[selected]
         targets = gt_masks[global_gt[pixels.instance], pixels.ys, pixels.xs]
         weights = losses.instance_weights(scores[selected], pred_boxes[selected], gt_boxes[selected])
-        return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_images)
+        return losses.mask_loss(logits, targets, pixels.instance, image, weights, num_images, self.mask_weights_per_image)
 
     def _downsampled_gt_masks(self, instances: List[Instances], padded_size) -> Tensor:
-        """All key objects' masks padded to the batch size and averaged down to the basis
-        resolution, (M, H / s, W / s) float in [0, 1]."""
+        """All key objects' masks padded to the batch size and brought down to the basis
+        resolution, (M, H / s, W / s) float: bilinear then > 0.5, binary (release), or each
+        s x s block's average, in [0, 1] (``MASK.BINARY_TARGETS`` False)."""
         height, width = padded_size
         masks = [
             F.pad(x.gt_masks.tensor.float(), (0, width - x.image_size[1], 0, height - x.image_size[0]))
             for x in instances
         ]
-        masks = torch.cat(masks) if masks else torch.zeros(0, height, width, device=self.device)
-        return F.avg_pool2d(masks[:, None], self.basis_stride)[:, 0]
+        masks = torch.cat(masks)[:, None] if masks else torch.zeros(0, 1, height, width, device=self.device)
+        if not self.mask_binary_targets:
+            return F.avg_pool2d(masks, self.basis_stride)[:, 0]
+        size = (height // self.basis_stride, width // self.basis_stride)
+        return (F.interpolate(masks, size=size, mode="bilinear", align_corners=False)[:, 0] > 0.5).float()
 
     def _jittered_centres(self, boxes: Tensor) -> Tensor:
         """Centres of (M, 4) boxes after shifting centre and size by up to +-jitter of the size."""
@@ -328,7 +346,9 @@ class SGNet(FCOS):
         same_object = same_key & (key_ids[:, None] == ref_ids[None, :])
         # Column 0 ("new object") is the target exactly when the object is absent from the reference.
         targets = torch.cat([~same_object.any(dim=1, keepdim=True), same_object], dim=1).float().argmax(dim=1)
-        loss, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets)
+        loss, accuracy = losses.track_loss(
+            key_embeddings, ref_embeddings, same_key, targets, positives.image, len(key_instances), self.track_loss_per_image
+        )
         get_event_storage().put_scalar("track_match_accuracy", float(accuracy))
         return loss
 
