@@ -133,6 +133,9 @@ def _add_tracker_config(cfg):
     tr.SCORE_WEIGHT = 1.0
     tr.IOU_WEIGHT = 2.0
     tr.LABEL_WEIGHT = 10.0
+    # The label a track is compared with: False = the label of the detection that started it,
+    # kept for the whole video (release); True = the label of its latest matched detection.
+    tr.UPDATE_LABEL = False
     # Several detections claiming one track: "drop" the weaker ones (release) or start "new" tracks.
     tr.DUPLICATE_POLICY = "drop"
     # Frames a track may go without a detection before it is forgotten (0: never, the release's

@@ -10,8 +10,15 @@ LEFT = [0.0, 0.0, 10.0, 10.0]
 RIGHT = [20.0, 0.0, 30.0, 10.0]
 
 
-def tracker(policy="drop", max_age=0):
-    return OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy=policy, max_age=max_age)
+def tracker(policy="drop", max_age=0, update_label=False):
+    return OnlineTracker(
+        score_weight=1.0,
+        iou_weight=2.0,
+        label_weight=10.0,
+        update_label=update_label,
+        duplicate_policy=policy,
+        max_age=max_age,
+    )
 
 
 def start_two_tracks(t):
@@ -41,6 +48,23 @@ def test_swap_follows_embeddings_over_box_overlap():
     assert ids.tolist() == [0, 1]
     # The memory moved with them.
     assert memory.boxes.tolist() == [RIGHT, LEFT]
+
+
+@pytest.mark.parametrize("update_label, track_label", [(False, 0), (True, 1)])
+def test_matched_track_keeps_its_first_label_unless_update_label(update_label, track_label):
+    """Frame 1: A's detection (same embedding and box) comes with label 1; the embedding term
+    (25 vs 0 for "new") outweighs the label term (10 for "new", 0 for A), so it still matches A.
+    Frame 2: a label-1 detection at A gets the label term from A only if A took label 1."""
+    t = tracker(update_label=update_label)
+    memory = start_two_tracks(t)
+    relabelled = (5 * torch.eye(2)[:1], torch.tensor([LEFT]), torch.tensor([0.9]), torch.tensor([1]))
+    assert t.update(memory, *relabelled).tolist() == [0]
+    assert memory.labels.tolist() == [track_label, 0]
+    assert memory.embeddings.tolist() == [[5.0, 0.0], [0.0, 5.0]] and memory.boxes.tolist() == [LEFT, RIGHT]
+    scores = t.association_scores(memory, *relabelled)
+    log_norm = math.log(1 + math.exp(25) + 1)
+    label_term = 10.0 if track_label == 1 else 0.0
+    assert scores[0, 1].item() == pytest.approx(25 - log_norm + math.log(0.9) + 2 + label_term, abs=1e-4)
 
 
 def test_new_object_with_an_unseen_embedding_and_label_starts_a_track():
