@@ -145,9 +145,11 @@ def _add_tracker_config(cfg):
 
 
 def _add_test_config(cfg):
-    # With CLASSES_PER_TRACK 1, a video track's label: "score_sum" = label with the highest summed
-    # frame score, "vote" = most frequent frame label. Its score is the mean of its frame scores.
-    cfg.TEST.TRACK_LABEL_RULE = "score_sum"
+    # With CLASSES_PER_TRACK 1, a video track's label: "vote" = its most frequent frame label
+    # (release), "score_sum" = the label with the highest summed frame score. Either way a tie goes
+    # to the lowest class index, as the release's np.bincount(labels).argmax(). Its score is the
+    # mean of its frame scores.
+    cfg.TEST.TRACK_LABEL_RULE = "vote"
     # Entries per track in the results: 1 (release) = one, labelled by TRACK_LABEL_RULE; K > 1 =
     # one for each of the track's K classes with the highest mean class score m_c over its
     # frames, scored m_c^2 / max(m) (TRACK_LABEL_RULE unused; see VideoTrackAccumulator). A hedge
