@@ -11,6 +11,7 @@ from detectron2.config import get_cfg
 def add_sgnet_config(cfg):
     """Add SG-Net's keys, with their defaults, to a detectron2 config (in place). Idempotent."""
     _add_input_config(cfg)
+    _add_dataloader_config(cfg)
     _add_solver_config(cfg)
     _add_model_config(cfg)
     _add_tracker_config(cfg)
@@ -32,6 +33,14 @@ def _add_input_config(cfg):
     # Training pairs: the reference frame is drawn from frames within this many frames of the key
     # frame; 0 means any other frame of the video (release behaviour).
     cfg.INPUT.SAMPLING_FRAME_RANGE = 0
+
+
+def _add_dataloader_config(cfg):
+    # What a training sample is drawn uniformly over: "frame" (release: the dataset is the annotated
+    # frames; a video is drawn in proportion to its frames holding a non-crowd object, then its
+    # key frame uniformly among them) or "video" (every video equally often, whatever its length).
+    # See sgnet.data.build_ytvis_train_sampler; DATALOADER.SAMPLER_TRAIN must stay the default.
+    cfg.DATALOADER.SAMPLING_UNIT = "frame"
 
 
 def _add_solver_config(cfg):
