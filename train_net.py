@@ -19,7 +19,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
-from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, get_ytvis_dataset_dicts
+from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, build_ytvis_train_sampler, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer
 
@@ -53,10 +53,11 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        mapper = YTVISPairDatasetMapper(cfg, is_train=True)
+        dataset = get_ytvis_dataset_dicts(cfg.DATASETS.TRAIN)
+        # Draws per frame or per video (DATALOADER.SAMPLING_UNIT), not detectron2's per image.
         return build_detection_train_loader(
-            cfg,
-            mapper=YTVISPairDatasetMapper(cfg, is_train=True),
-            dataset=get_ytvis_dataset_dicts(cfg.DATASETS.TRAIN),
+            cfg, mapper=mapper, dataset=dataset, sampler=build_ytvis_train_sampler(cfg, dataset)
         )
 
     @classmethod

@@ -11,6 +11,7 @@ from detectron2.config import get_cfg
 def add_sgnet_config(cfg):
     """Add SG-Net's keys, with their defaults, to a detectron2 config (in place). Idempotent."""
     _add_input_config(cfg)
+    _add_dataloader_config(cfg)
     _add_solver_config(cfg)
     _add_model_config(cfg)
     _add_tracker_config(cfg)
@@ -32,6 +33,14 @@ def _add_input_config(cfg):
     # Training pairs: the reference frame is drawn from frames within this many frames of the key
     # frame; 0 means any other frame of the video (release behaviour).
     cfg.INPUT.SAMPLING_FRAME_RANGE = 0
+
+
+def _add_dataloader_config(cfg):
+    # What a training sample is drawn uniformly over: "frame" (release: the dataset is the annotated
+    # frames; a video is drawn in proportion to its frames holding a non-crowd object, then its
+    # key frame uniformly among them) or "video" (every video equally often, whatever its length).
+    # See sgnet.data.build_ytvis_train_sampler; DATALOADER.SAMPLER_TRAIN must stay the default.
+    cfg.DATALOADER.SAMPLING_UNIT = "frame"
 
 
 def _add_solver_config(cfg):
@@ -144,6 +153,9 @@ def _add_tracker_config(cfg):
     tr.SCORE_WEIGHT = 1.0
     tr.IOU_WEIGHT = 2.0
     tr.LABEL_WEIGHT = 10.0
+    # The label a track is compared with: False = the label of the detection that started it,
+    # kept for the whole video (release); True = the label of its latest matched detection.
+    tr.UPDATE_LABEL = False
     # Several detections claiming one track: "drop" the weaker ones (release) or start "new" tracks.
     tr.DUPLICATE_POLICY = "drop"
     # Frames a track may go without a detection before it is forgotten (0: never, the release's
@@ -153,9 +165,11 @@ def _add_tracker_config(cfg):
 
 
 def _add_test_config(cfg):
-    # With CLASSES_PER_TRACK 1, a video track's label: "score_sum" = label with the highest summed
-    # frame score, "vote" = most frequent frame label. Its score is the mean of its frame scores.
-    cfg.TEST.TRACK_LABEL_RULE = "score_sum"
+    # With CLASSES_PER_TRACK 1, a video track's label: "vote" = its most frequent frame label
+    # (release), "score_sum" = the label with the highest summed frame score. Either way a tie goes
+    # to the lowest class index, as the release's np.bincount(labels).argmax(). Its score is the
+    # mean of its frame scores.
+    cfg.TEST.TRACK_LABEL_RULE = "vote"
     # Entries per track in the results: 1 (release) = one, labelled by TRACK_LABEL_RULE; K > 1 =
     # one for each of the track's K classes with the highest mean class score m_c over its
     # frames, scored m_c^2 / max(m) (TRACK_LABEL_RULE unused; see VideoTrackAccumulator). A hedge

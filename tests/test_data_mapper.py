@@ -306,6 +306,26 @@ def test_train_loader_from_config_alone(tiny):
         MetadataCatalog.remove(name)
 
 
+@pytest.mark.parametrize("unit, per_pass", [("frame", {1: 4, 2: 3}), ("video", {1: 1, 2: 1})])
+def test_train_loader_with_the_sgnet_sampler_draws_per_sampling_unit(registered, unit, per_pass):
+    """detectron2's loader takes SG-Net's sampler: one batch of two passes holds each video twice
+    its number of trainable frames (video 1: 4, video 2: 3) or twice, by DATALOADER.SAMPLING_UNIT."""
+    from sgnet.data import build_ytvis_train_sampler
+
+    cfg = make_cfg()
+    cfg.DATALOADER.SAMPLING_UNIT = unit
+    cfg.DATALOADER.ASPECT_RATIO_GROUPING = False  # batches in the sampler's order
+    cfg.SOLVER.IMS_PER_BATCH = 2 * sum(per_pass.values())
+    dataset = get_ytvis_dataset_dicts(registered)
+    loader = build_detection_train_loader(
+        cfg, mapper=YTVISPairDatasetMapper(cfg, True), dataset=dataset, sampler=build_ytvis_train_sampler(cfg, dataset)
+    )
+    batch = next(iter(loader))
+    _check_batch(batch, cfg.SOLVER.IMS_PER_BATCH)
+    counts = {v: sum(s["video_id"] == v for s in batch) for v in per_pass}
+    assert counts == {v: 2 * n for v, n in per_pass.items()}
+
+
 def test_test_loader_yields_every_video_in_order(registered):
     cfg = make_cfg()
     loader = build_detection_test_loader(cfg, registered, mapper=YTVISVideoTestMapper(cfg, False))

@@ -321,6 +321,71 @@ def test_cli_prints_metrics_json_last(tmp_path):
     assert "RuntimeWarning" not in process.stderr
 
 
+def _bad_counts_truth() -> dict:
+    """One ground-truth track of 2 frames whose frame-1 uncompressed RLE covers 5 of 10*12 pixels."""
+    truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+    truth["annotations"][0]["segmentations"][1] = {"size": [H, W], "counts": [3, 2]}
+    return truth
+
+
+def _write_cli_case(tmp_path, case: str):
+    """(ground-truth path, results path, the file the error must name, the problem it must state)."""
+    gt, results = tmp_path / "gt.json", tmp_path / "results.json"
+    good_truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+    gt.write_text(json.dumps(good_truth))
+    results.write_text(json.dumps([_GOOD]))
+    if case == "missing ground truth":
+        gt = tmp_path / "no_such_gt.json"
+        return gt, results, gt, "no such file"
+    if case == "truncated ground truth":
+        gt.write_text(json.dumps(good_truth)[:60])
+        return gt, results, gt, "not valid JSON (Expecting"
+    if case == "ground-truth counts":
+        gt.write_text(json.dumps(_bad_counts_truth()))
+        problem = "ground-truth annotation id=1 (video_id=1): frame 1: malformed uncompressed RLE: runs add up to 5, not 10*12"
+        return gt, results, gt, problem
+    if case == "missing results":
+        return gt, tmp_path / "no_such_results.json", tmp_path / "no_such_results.json", "no such file"
+    assert case == "bad results record"
+    results.write_text(json.dumps([_GOOD, _corrupt(_GOOD, category_id=9)]))
+    return gt, results, results, "result record 1 (video_id=1): unknown category_id 9"
+
+
+@pytest.mark.parametrize(
+    "case", ["missing ground truth", "truncated ground truth", "ground-truth counts", "missing results", "bad results record"]
+)
+def test_cli_bad_input_ends_in_one_line_naming_file_and_problem(tmp_path, capsys, case):
+    from sgnet.evaluation.ytvis_eval import main
+
+    gt, results, named_file, problem = _write_cli_case(tmp_path, case)
+    with pytest.raises(SystemExit) as exit_info:  # any other exception would be a traceback
+        main(["--gt", str(gt), "--results", str(results)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named_file}: {problem}"), captured.err
+
+
+def test_ground_truth_with_wrong_counts_is_refused_by_every_reader(tmp_path):
+    """The metric, the detectron2 evaluator and the training data loader all decode the
+    ground-truth masks: none may take a mask whose runs do not cover the frame."""
+    from sgnet.data import load_ytvis_json
+
+    (tmp_path / "gt.json").write_text(json.dumps(_bad_counts_truth()))
+    where = rf"gt\.json: ground-truth annotation id=1 \(video_id=1\): frame 1: .*runs add up to 5, not 10\*12"
+    with pytest.raises(ValueError, match=where):
+        load_ground_truth(tmp_path / "gt.json")
+    _register("ytvis_eval_test_bad_counts", tmp_path / "gt.json")
+    evaluator = YTVISEvaluator("ytvis_eval_test_bad_counts", distributed=False)
+    evaluator.reset()
+    evaluator.process([_video_input(1, 2)], [_model_output([(0.9, 1, [box(0, 4, 0, 4)] * 2)])])
+    with pytest.raises(ValueError, match=where):
+        evaluator.evaluate()
+    with pytest.raises(ValueError, match=r"gt\.json: annotation 1 of video 1, frame 1 .*counts sum to 5, expected"):
+        load_ytvis_json(str(tmp_path / "gt.json"), str(tmp_path))
+
+
 # ---------------------------------------------------------------- the detectron2 evaluator
 
 

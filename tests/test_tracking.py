@@ -1,17 +1,30 @@
 """Online association: hand-computed scores for swaps, new objects and duplicate claims."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from sgnet.config import load_config
 from sgnet.tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# The configs that train on YouTube-VIS / OVIS: they must get the release's behaviour.
+REAL_CONFIGS = sorted(CONFIGS.glob("ytvis_20*/*.yaml")) + sorted(CONFIGS.glob("ovis/*.yaml"))
 
 LEFT = [0.0, 0.0, 10.0, 10.0]
 RIGHT = [20.0, 0.0, 30.0, 10.0]
 
 
-def tracker(policy="drop", max_age=0):
-    return OnlineTracker(score_weight=1.0, iou_weight=2.0, label_weight=10.0, duplicate_policy=policy, max_age=max_age)
+def tracker(policy="drop", max_age=0, update_label=False):
+    return OnlineTracker(
+        score_weight=1.0,
+        iou_weight=2.0,
+        label_weight=10.0,
+        update_label=update_label,
+        duplicate_policy=policy,
+        max_age=max_age,
+    )
 
 
 def start_two_tracks(t):
@@ -41,6 +54,23 @@ def test_swap_follows_embeddings_over_box_overlap():
     assert ids.tolist() == [0, 1]
     # The memory moved with them.
     assert memory.boxes.tolist() == [RIGHT, LEFT]
+
+
+@pytest.mark.parametrize("update_label, track_label", [(False, 0), (True, 1)])
+def test_matched_track_keeps_its_first_label_unless_update_label(update_label, track_label):
+    """Frame 1: A's detection (same embedding and box) comes with label 1; the embedding term
+    (25 vs 0 for "new") outweighs the label term (10 for "new", 0 for A), so it still matches A.
+    Frame 2: a label-1 detection at A gets the label term from A only if A took label 1."""
+    t = tracker(update_label=update_label)
+    memory = start_two_tracks(t)
+    relabelled = (5 * torch.eye(2)[:1], torch.tensor([LEFT]), torch.tensor([0.9]), torch.tensor([1]))
+    assert t.update(memory, *relabelled).tolist() == [0]
+    assert memory.labels.tolist() == [track_label, 0]
+    assert memory.embeddings.tolist() == [[5.0, 0.0], [0.0, 5.0]] and memory.boxes.tolist() == [LEFT, RIGHT]
+    scores = t.association_scores(memory, *relabelled)
+    log_norm = math.log(1 + math.exp(25) + 1)
+    label_term = 10.0 if track_label == 1 else 0.0
+    assert scores[0, 1].item() == pytest.approx(25 - log_norm + math.log(0.9) + 2 + label_term, abs=1e-4)
 
 
 def test_new_object_with_an_unseen_embedding_and_label_starts_a_track():
@@ -150,10 +180,6 @@ def test_video_accumulator_scores_labels_and_absent_frames():
     result = accumulator.result()
     assert result["pred_scores"] == pytest.approx([(0.9 + 0.3 + 0.4) / 3])
     assert result["pred_labels"] == [1]  # 0.9 for label 1 beats 0.7 for label 2
-    votes = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3, label_rule="vote")
-    for frame, (score, label) in enumerate([(0.9, 1), (0.3, 2), (0.4, 2)]):
-        votes.add(frame, torch.tensor([0]), one_hot_scores(score, label), torch.tensor([label]), mask)
-    assert votes.result()["pred_labels"] == [2]
     # A detection's score is its own label's, even where another class scores higher (per-class
     # NMS keeps one detection per class at a location).
     per_class = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
@@ -163,6 +189,51 @@ def test_video_accumulator_scores_labels_and_absent_frames():
     sparse = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
     sparse.add(1, torch.tensor([4]), one_hot_scores(0.5, 0), torch.tensor([0]), mask)
     assert [m is None for m in sparse.result()["pred_masks"][0]] == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    "frames, rule, label",
+    [
+        # Frame labels [0, 0, 2], label 2 with the higher summed score (0.9 vs 0.2 + 0.3).
+        ([(0.2, 0), (0.3, 0), (0.9, 2)], "vote", 0),
+        ([(0.2, 0), (0.3, 0), (0.9, 2)], "score_sum", 2),
+        # A tied vote goes to the lowest class index, whatever the scores and the frame order.
+        ([(0.9, 2), (0.1, 1)], "vote", 1),
+        ([(0.1, 1), (0.9, 2)], "vote", 1),
+        # A tied score sum too.
+        ([(0.5, 2), (0.5, 1)], "score_sum", 1),
+    ],
+)
+def test_track_label_rules(frames, rule, label):
+    accumulator = VideoTrackAccumulator(num_frames=len(frames), image_size=(2, 2), num_classes=3, label_rule=rule)
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    for frame, (score, frame_label) in enumerate(frames):
+        accumulator.add(frame, torch.tensor([0]), one_hot_scores(score, frame_label), torch.tensor([frame_label]), mask)
+    result = accumulator.result()
+    assert result["pred_labels"] == [label]
+    assert result["pred_scores"] == pytest.approx([sum(score for score, _ in frames) / len(frames)])
+
+
+def test_accumulator_default_rule_is_the_release_vote():
+    accumulator = VideoTrackAccumulator(num_frames=3, image_size=(2, 2), num_classes=3)
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    for frame, (score, label) in enumerate([(0.2, 0), (0.3, 0), (0.9, 2)]):
+        accumulator.add(frame, torch.tensor([0]), one_hot_scores(score, label), torch.tensor([label]), mask)
+    assert accumulator.result()["pred_labels"] == [0]
+
+
+@pytest.mark.parametrize("config", REAL_CONFIGS, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_real_configs_track_and_label_as_the_release(config):
+    cfg = load_config(str(config))
+    assert OnlineTracker(cfg).update_label is False
+    assert (cfg.TEST.TRACK_LABEL_RULE, cfg.TEST.CLASSES_PER_TRACK) == ("vote", 1)
+
+
+def test_toy_config_uses_neither_the_track_label_nor_the_label_rule():
+    """Why the toy config leaves UPDATE_LABEL and TRACK_LABEL_RULE at their defaults: without the
+    label term the stored label is never read, and with several classes per track no rule is."""
+    toy = load_config(str(CONFIGS / "toy" / "sgnet_R18_toy.yaml"))
+    assert toy.MODEL.SGNET.TRACKER.LABEL_WEIGHT == 0.0 and toy.TEST.CLASSES_PER_TRACK == 3
 
 
 def test_video_accumulator_reports_each_track_under_its_top_classes():

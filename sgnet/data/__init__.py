@@ -1,4 +1,5 @@
-"""Datasets (YouTube-VIS format), training/test mappers, video reading, the synthetic dataset.
+"""Datasets (YouTube-VIS format), the training sampler, training/test mappers, video reading, the
+synthetic dataset.
 
 Importing it registers the builtin datasets (see :mod:`sgnet.data.datasets.builtin`).
 """
@@ -12,14 +13,17 @@ from .datasets import (
     segmentation_to_mask,
 )
 from .datasets.builtin import SYNTHETIC_CLASSES
+from .samplers import RepeatCountTrainingSampler, build_ytvis_train_sampler
 from .video import VideoFrameReader, VideoReadError
 
 __all__ = [
+    "RepeatCountTrainingSampler",
     "SYNTHETIC_CLASSES",
     "VideoFrameReader",
     "VideoReadError",
     "YTVISPairDatasetMapper",
     "YTVISVideoTestMapper",
+    "build_ytvis_train_sampler",
     "generate_synthetic_ytvis",
     "get_ytvis_dataset_dicts",
     "load_ytvis_json",

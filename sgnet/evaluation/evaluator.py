@@ -13,6 +13,7 @@ from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
 from .rle import encode_masks
+from .tracks import load_ground_truth
 from .ytvis_metric import evaluate_ytvis
 
 __all__ = ["YTVISEvaluator", "predictions_to_results"]
@@ -81,15 +82,15 @@ class YTVISEvaluator(DatasetEvaluator):
             return {}
         if self._output_dir:
             self._write_results(predictions)
-        with PathManager.open(self._json_file, "r") as f:
-            dataset = json.load(f)
-        if not dataset.get("annotations"):
+        # Loaded from the path, so that a problem in the file is reported with its name.
+        truth = load_ground_truth(self._json_file)
+        if not truth.tracks:
             self._logger.info(
                 f"{self._json_file} has no ground-truth annotations: no metrics for "
                 f"'{self._dataset_name}'. {self._submission_hint()}"
             )
             return {}
-        return evaluate_ytvis(dataset, predictions)
+        return evaluate_ytvis(truth, predictions)
 
     def _submission_hint(self) -> str:
         if self._output_dir:

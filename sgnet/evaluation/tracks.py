@@ -53,47 +53,83 @@ def load_ground_truth(annotations: Union[str, os.PathLike, dict]) -> YTVISGround
     Args:
         annotations: a YouTube-VIS annotation file (path) or its parsed json. Its ``annotations``
             may be missing or empty (public valid/test splits): then ``tracks`` is empty.
+
+    Raises:
+        FileNotFoundError, ValueError: one line naming the file (when given a path) and the
+            problem; for an annotation also its id, video and frame. Masks are checked as in
+            results files (:func:`find_rle_problem`): pycocotools decodes a malformed RLE without
+            complaint, and a wrong ground-truth mask would only show as a low AP.
     """
-    dataset = annotations
+    dataset, prefix = annotations, ""
     if isinstance(annotations, (str, os.PathLike)):
-        dataset = _read_json(annotations)
-    videos = {
-        v["id"]: VideoInfo(height=v["height"], width=v["width"], length=v["length"])
-        for v in dataset["videos"]
-    }
+        dataset, prefix = _read_json(annotations), f"{os.fspath(annotations)}: "
+    if not (
+        isinstance(dataset, dict)
+        and isinstance(dataset.get("videos"), list)
+        and isinstance(dataset.get("categories"), list)
+    ):
+        raise ValueError(
+            f"{prefix}not a YouTube-VIS annotation file: expected a JSON object with 'videos' and "
+            "'categories' lists"
+        )
+    videos = {}
+    for position, v in enumerate(dataset["videos"]):
+        missing = [key for key in _VIDEO_KEYS if key not in v]
+        if missing:
+            raise ValueError(f"{prefix}video #{position} (id {v.get('id')}) lacks {missing}")
+        videos[v["id"]] = VideoInfo(height=v["height"], width=v["width"], length=v["length"])
     categories = sorted(dataset["categories"], key=lambda c: c["id"])
     known_categories = {c["id"] for c in categories}
     tracks = [
-        _ground_truth_track(index + 1, annotation, videos, known_categories)
+        _ground_truth_track(index + 1, annotation, videos, known_categories, prefix)
         for index, annotation in enumerate(dataset.get("annotations") or [])
     ]
     return YTVISGroundTruth(videos=videos, categories=categories, tracks=tracks)
 
 
-def _ground_truth_track(track_id, annotation, videos, known_categories) -> dict:
-    def error(problem):
-        return ValueError(f"ground-truth annotation id={annotation.get('id')}: {problem}")
+_VIDEO_KEYS = ("id", "height", "width", "length")
 
-    video = videos.get(annotation["video_id"])
+
+def _ground_truth_track(track_id, annotation, videos, known_categories, prefix) -> dict:
+    video_id = annotation.get("video_id")
+
+    def error(problem):
+        return ValueError(f"{prefix}ground-truth annotation id={annotation.get('id')} (video_id={video_id}): {problem}")
+
+    video = videos.get(video_id)
     if video is None:
-        raise error(f"unknown video_id {annotation['video_id']}")
-    if annotation["category_id"] not in known_categories:
-        raise error(f"unknown category_id {annotation['category_id']}")
-    segmentations = annotation["segmentations"]
-    if len(segmentations) != video.length:
-        raise error(f"{len(segmentations)} segmentations for a video of {video.length} frames")
+        raise error("unknown video_id: not in the file's videos")
+    if annotation.get("category_id") not in known_categories:
+        raise error(f"unknown category_id {annotation.get('category_id')}")
+    segmentations = annotation.get("segmentations")
+    _check_frame_count(segmentations, video, error)
+    # Polygons (custom files) have no run lengths to check; pycocotools rasterises them as given.
+    problem = find_rle_problem(
+        [None if isinstance(s, list) else s for s in segmentations], video.height, video.width
+    )
+    if problem:
+        raise error(f"frame {problem[0]}: {problem[1]}")
     rles = _to_rles(segmentations, video)
     frame_areas = _frame_areas(rles)
     file_areas = annotation.get("areas")
     return {
         "id": track_id,
-        "video_id": annotation["video_id"],
+        "video_id": video_id,
         "category_id": annotation["category_id"],
         "iscrowd": int(annotation.get("iscrowd", 0)),
         "segmentations": rles,
         "frame_areas": frame_areas,
         "area": _mean_area(frame_areas if file_areas is None else file_areas),
     }
+
+
+def _check_frame_count(segmentations, video: VideoInfo, error) -> None:
+    if not isinstance(segmentations, list) or len(segmentations) != video.length:
+        count = len(segmentations) if isinstance(segmentations, list) else type(segmentations).__name__
+        raise error(
+            f"'segmentations' must list one entry per frame: got {count}, "
+            f"the video has {video.length} frames"
+        )
 
 
 def load_results(
@@ -111,14 +147,14 @@ def load_results(
         ValueError: naming the record (index, video_id) and the problem, for an unknown video or
             category, a non-finite score, a wrong number of frames or a malformed RLE.
     """
-    records = results
+    records, prefix = results, ""
     if isinstance(results, (str, os.PathLike)):
-        records = _read_json(results)
+        records, prefix = _read_json(results), f"{os.fspath(results)}: "
     if not isinstance(records, list):
-        raise ValueError(f"results must be a list of records, got {type(records).__name__}")
+        raise ValueError(f"{prefix}results must be a list of records, got {type(records).__name__}")
     known_categories = set(ground_truth.category_ids)
     return [
-        _result_track(index, record, ground_truth.videos, known_categories)
+        _result_track(index, record, ground_truth.videos, known_categories, prefix)
         for index, record in enumerate(records)
     ]
 
@@ -126,11 +162,11 @@ def load_results(
 _RESULT_KEYS = ("video_id", "category_id", "score", "segmentations")
 
 
-def _result_track(index, record, videos, known_categories) -> dict:
+def _result_track(index, record, videos, known_categories, prefix) -> dict:
     video_id = record.get("video_id") if isinstance(record, dict) else None
 
     def error(problem):
-        return ValueError(f"result record {index} (video_id={video_id}): {problem}")
+        return ValueError(f"{prefix}result record {index} (video_id={video_id}): {problem}")
 
     if not isinstance(record, dict):
         raise error(f"expected a dict, got {type(record).__name__}")
@@ -146,12 +182,7 @@ def _result_track(index, record, videos, known_categories) -> dict:
     if not isinstance(score, numbers.Real) or isinstance(score, bool) or not math.isfinite(score):
         raise error(f"score must be a finite number, got {score!r}")
     segmentations = record["segmentations"]
-    if not isinstance(segmentations, list) or len(segmentations) != video.length:
-        count = len(segmentations) if isinstance(segmentations, list) else type(segmentations)
-        raise error(
-            f"'segmentations' must list one entry per frame: got {count}, "
-            f"the video has {video.length} frames"
-        )
+    _check_frame_count(segmentations, video, error)
     problem = find_rle_problem(segmentations, video.height, video.width)
     if problem:
         raise error(f"frame {problem[0]}: {problem[1]}")
@@ -192,5 +223,11 @@ def _mean_area(areas: Sequence) -> float:
 
 
 def _read_json(path) -> Union[dict, list]:
-    with PathManager.open(os.fspath(path), "r") as f:
-        return json.load(f)
+    path = os.fspath(path)
+    if not PathManager.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with PathManager.open(path, "r") as f:
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e

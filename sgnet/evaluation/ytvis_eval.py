@@ -3,7 +3,8 @@
     python -m sgnet.evaluation.ytvis_eval --gt valid.json --results results.json [--per-class]
 
 Logs go to stderr; the last line of stdout is the metrics, one JSON object as returned by
-:func:`evaluate_ytvis` (NaN written as null). The metric itself lives in :mod:`.ytvis_metric`, so
+:func:`evaluate_ytvis` (NaN written as null). Bad input (a missing file, invalid JSON, a malformed
+record or mask in either file) ends in one line ``error: FILE: problem`` and exit status 2. The metric itself lives in :mod:`.ytvis_metric`, so
 that importing the ``sgnet.evaluation`` package does not import this module (``python -m`` would
 then run it twice).
 """
@@ -31,7 +32,7 @@ def main(argv=None) -> dict:
     )
     try:
         metrics = evaluate_ytvis(args.gt, args.results, per_class=args.per_class)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # bad or unreadable input: the message names the file
         parser.exit(2, f"error: {e}\n")
     print(json.dumps(_nan_to_none(metrics), allow_nan=False))
     return metrics

@@ -136,7 +136,7 @@ def _group_by_video(tracks: List[dict]) -> Dict[int, List[dict]]:
 
 
 def evaluate_ytvis(
-    ground_truth: Union[str, os.PathLike, dict],
+    ground_truth: Union[str, os.PathLike, dict, YTVISGroundTruth],
     results: Union[str, os.PathLike, List[dict]],
     per_class: bool = False,
 ) -> dict:
@@ -144,7 +144,8 @@ def evaluate_ytvis(
     The official YouTube-VIS metric, plus identity switches.
 
     Args:
-        ground_truth: an annotation file (path) or its parsed json, with annotations.
+        ground_truth: an annotation file (path), its parsed json, or it loaded by
+            :func:`load_ground_truth`; with annotations.
         results: a results file (path) or its list of records (see
             :func:`sgnet.evaluation.tracks.load_results`). An empty list gives 0 for every AP
             and AR (pycocotools' own loader would crash on it).
@@ -157,14 +158,15 @@ def evaluate_ytvis(
         :meth:`YTVISeval.identity_switches`, ``IDSW_per_video`` that total over the videos.
 
     Raises:
-        ValueError: for a ground truth without annotations, and for bad results records
-            (see :func:`load_results`).
+        FileNotFoundError, ValueError: for a missing file, a ground truth without annotations,
+            and bad input (see :func:`load_ground_truth`, :func:`load_results`).
     """
-    truth = load_ground_truth(ground_truth)
+    truth = ground_truth if isinstance(ground_truth, YTVISGroundTruth) else load_ground_truth(ground_truth)
     if not truth.tracks:
+        named = os.fspath(ground_truth) if isinstance(ground_truth, (str, os.PathLike)) else "The ground truth"
         raise ValueError(
-            "The ground truth has no annotations (as the public valid/test splits): there is "
-            "nothing to evaluate locally; submit results.zip to the benchmark server instead."
+            f"{named} has no annotations (as the public valid/test splits): there is nothing to "
+            "evaluate locally; submit results.zip to the benchmark server instead."
         )
     predictions = load_results(results, truth)
     logger.info(

@@ -40,7 +40,9 @@ class OnlineTracker:
     + IOU_WEIGHT * IoU(box_d, box_t) + LABEL_WEIGHT * [label_d == label_t], where column 0 is
     "new object" with IoU 0 and label term 1. Each detection takes its best column; a track
     claimed by several detections goes to the best-scoring one, and the others are dropped
-    (``DUPLICATE_POLICY="drop"``, release) or start new tracks (``"new"``).
+    (``DUPLICATE_POLICY="drop"``, release) or start new tracks (``"new"``). A matched track takes
+    its detection's embedding and box; its label, the one the label term compares with, stays
+    that of the detection that started the track (release) unless ``update_label``.
 
     Stateless itself: the per-video state is a :class:`TrackMemory` passed in, so one tracker
     serves any number of videos and a fresh memory means a fresh video. A track without a
@@ -50,13 +52,21 @@ class OnlineTracker:
 
     @configurable
     def __init__(
-        self, *, score_weight: float, iou_weight: float, label_weight: float, duplicate_policy: str, max_age: int
+        self,
+        *,
+        score_weight: float,
+        iou_weight: float,
+        label_weight: float,
+        update_label: bool,
+        duplicate_policy: str,
+        max_age: int,
     ):
         if duplicate_policy not in ("drop", "new"):
             raise ValueError(f"MODEL.SGNET.TRACKER.DUPLICATE_POLICY must be 'drop' or 'new', got {duplicate_policy!r}")
         self.score_weight = score_weight
         self.iou_weight = iou_weight
         self.label_weight = label_weight
+        self.update_label = update_label
         self.duplicate_policy = duplicate_policy
         if max_age < 0:
             raise ValueError(f"MODEL.SGNET.TRACKER.MAX_AGE must be >= 0 (0: keep every track), got {max_age}")
@@ -69,6 +79,7 @@ class OnlineTracker:
             "score_weight": tracker.SCORE_WEIGHT,
             "iou_weight": tracker.IOU_WEIGHT,
             "label_weight": tracker.LABEL_WEIGHT,
+            "update_label": tracker.UPDATE_LABEL,
             "duplicate_policy": tracker.DUPLICATE_POLICY,
             "max_age": tracker.MAX_AGE,
         }
@@ -137,7 +148,8 @@ class OnlineTracker:
 
         memory.embeddings[matched_rows] = embeddings[matched]
         memory.boxes[matched_rows] = boxes[matched]
-        memory.labels[matched_rows] = labels[matched]
+        if self.update_label:
+            memory.labels[matched_rows] = labels[matched]
         memory.last_seen[matched_rows] = memory.frame
         memory.ids = torch.cat([memory.ids, new_ids])
         memory.embeddings = torch.cat([memory.embeddings, embeddings[starts_track]])

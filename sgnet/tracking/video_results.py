@@ -15,16 +15,17 @@ class VideoTrackAccumulator:
     "pred_masks": [per entry: list of per-frame (h, w) bool tensors or None]}``
 
     With ``classes_per_track`` 1 (release), each track is one entry: its score is the mean of its
-    frame scores; its label is, by ``label_rule``, the label with the highest summed frame score
-    ("score_sum") or the most frequent frame label ("vote"). With K > 1, each track is K entries
-    (sharing one list of masks), one for each of the K classes with the highest mean class score m_c over
-    the track's frames, scored m_c * (m_c / max m): a track whose class is uncertain is still
-    found under its true class, instead of only under one guess, while a confident track's
+    frame scores; its label is, by ``label_rule``, the most frequent frame label ("vote",
+    release) or the label with the highest summed frame score ("score_sum"), ties going to the
+    lowest class index (``argmax`` returns the first maximum, as the release's ``np.bincount``
+    vote does). With K > 1, each track is K entries (sharing one list of masks), one for each of
+    the K classes with the highest mean class score m_c over the track's frames, scored
+    m_c * (m_c / max m): a track whose class is uncertain is still found under its true class, instead of only under one guess, while a confident track's
     runner-up classes (m_c / max m small) rank below the other tracks' best guesses.
     """
 
     def __init__(
-        self, num_frames: int, image_size, num_classes: int, label_rule: str = "score_sum", classes_per_track: int = 1
+        self, num_frames: int, image_size, num_classes: int, label_rule: str = "vote", classes_per_track: int = 1
     ):
         if label_rule not in LABEL_RULES:
             raise ValueError(f"TEST.TRACK_LABEL_RULE must be one of {LABEL_RULES}, got {label_rule!r}")
