@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml tools/install_detectron2.py Makefile
 	$(PY) -c "import sgnet, torchvision.ops; print('sgnet environment ready:', sgnet.environment_summary())"
 	touch $(STAMP)
 
+# The suite on the installed detectron2, then on detectron2 main (tools/run_tests.py).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) tools/run_tests.py tests
 
 demo: $(STAMP)
 	$(PY) tools/default_job.py --output $(OUTPUT)
