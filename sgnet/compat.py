@@ -99,7 +99,6 @@ def apply() -> list:
     return list(applied)
 
 
-
 def _amp_trainer_takes_precision() -> bool:
     from detectron2.engine import AMPTrainer
 

@@ -61,6 +61,9 @@ class SGNet(FCOS):
     FCOS: centerness-weighted box loss (release), the release's tower depths and per-level
     scales, deformable feature alignment, score = cls x centerness (no sqrt), and the mask and
     tracking heads.
+
+    Under autocast (``SOLVER.AMP``, or inference in ``torch.autocast``) the heads' predictions
+    are float32, and the losses and the association run outside autocast (:mod:`.precision`).
     """
 
     @configurable
