@@ -20,6 +20,7 @@ check failed, 2 no CUDA device (one line on stderr, nothing checked).
 """
 import argparse
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -127,10 +128,13 @@ def check_nccl(workdir: Path) -> dict:
     from train_net import Trainer
 
     cfg = amp_cfg(TOY_CONFIG, "float16", 5, str(workdir / "nccl"))
-    dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29517", rank=0, world_size=1)
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         comm._LOCAL_PROCESS_GROUP = dist.new_group([0])
-        torch.cuda.set_device(0)
         model = Trainer.build_model(cfg)
         optimizer = Trainer.build_optimizer(cfg, model)
         ddp_model = DistributedDataParallel(model, device_ids=[0], broadcast_buffers=False)
