@@ -172,10 +172,16 @@ def test_training_step_of_the_toy_config_under_autocast(overfit, dtype):
     check_autocast_step(copy.deepcopy(overfit[0]), [pair_sample(0, 4)], dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-def test_training_step_of_the_r50_config_under_autocast(dtype):
+@pytest.fixture(scope="module")
+def r50_model():
+    """The R50 config's model, untrained (its steps here leave the parameters as they are)."""
     torch.manual_seed(0)
-    check_autocast_step(build_model(r50_cfg()), [half_size_pair()], dtype, trained=False)
+    return build_model(r50_cfg())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+def test_training_step_of_the_r50_config_under_autocast(r50_model, dtype):
+    check_autocast_step(r50_model, [half_size_pair()], dtype, trained=False)
 
 
 def test_training_step_under_autocast_with_float32_group_norm(overfit, monkeypatch):
