@@ -7,8 +7,11 @@
 
 All of detectron2's ``default_argument_parser`` flags work (multi-node: ``--num-machines``,
 ``--machine-rank``, ``--dist-url``); trailing ``KEY VALUE`` pairs override the config.
+Mixed precision: ``SOLVER.AMP.ENABLED True`` (CUDA only; ``SOLVER.AMP.PRECISION`` float16 or, with
+a detectron2 newer than 0.6, bfloat16).
 """
 import os
+import sys
 
 import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
 from detectron2.checkpoint import DetectionCheckpointer
@@ -18,10 +21,11 @@ from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from sgnet.compat import set_amp_precision
 from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, build_ytvis_train_sampler, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
-from sgnet.solver import build_optimizer
+from sgnet.solver import build_optimizer, check_amp
 
 
 class Trainer(DefaultTrainer):
@@ -31,8 +35,15 @@ class Trainer(DefaultTrainer):
     Everything else is detectron2's: parameter groups with ``SOLVER.BIAS_LR_FACTOR`` /
     ``WEIGHT_DECAY_BIAS`` (``get_default_optimizer_params``), warm-up + step schedule,
     ``SOLVER.AMP.ENABLED``, ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON /
-    TensorBoard writers, DDP.
+    TensorBoard writers, DDP. ``SOLVER.AMP.PRECISION`` is given to detectron2's AMPTrainer.
     """
+
+    def __init__(self, cfg):
+        if cfg.SOLVER.AMP.ENABLED:
+            check_amp(cfg)  # before anything is built
+        super().__init__(cfg)
+        if cfg.SOLVER.AMP.ENABLED:
+            set_amp_precision(self._trainer, cfg.SOLVER.AMP.PRECISION)
 
     def state_dict(self):
         # detectron2 0.6's DefaultTrainer leaves the optimizer (momentum buffers) out of its
@@ -78,6 +89,11 @@ class Trainer(DefaultTrainer):
 
 def setup(args):
     cfg = load_config(args.config_file, args.opts)
+    if cfg.SOLVER.AMP.ENABLED and not args.eval_only:
+        try:
+            check_amp(cfg)
+        except ValueError as error:  # at once, in one line: not after the trainer is built
+            sys.exit(f"train_net.py: {args.config_file}: {error}")
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")
     return cfg

@@ -12,12 +12,17 @@ is left exactly as it is:
    deformable convolution come from torchvision).
 2. Pillow >= 10 removed ``PIL.Image.LINEAR``, which detectron2 0.6 uses as a default argument at
    import time; it is aliased to ``BILINEAR`` (the same filter) when missing.
+
+It also bridges an API difference, at the call: detectron2 main's ``AMPTrainer`` autocasts to a
+``precision`` (float16 or bfloat16), v0.6's to float16 only (:func:`set_amp_precision`).
 """
 import importlib.util
+import inspect
+import os
 import sys
 import types
 
-__all__ = ["apply", "MissingExtensionModule", "applied"]
+__all__ = ["apply", "MissingExtensionModule", "applied", "check_amp_precision", "set_amp_precision"]
 
 # Which accommodations `apply` has made in this process, for environment reports and tests.
 applied = []
@@ -92,3 +97,32 @@ def apply() -> list:
     if _alias_pillow_linear():
         applied.append("PIL.Image.LINEAR alias")
     return list(applied)
+
+
+def _amp_trainer_takes_precision() -> bool:
+    from detectron2.engine import AMPTrainer
+
+    return "precision" in inspect.signature(AMPTrainer.__init__).parameters
+
+
+def check_amp_precision(precision: str) -> None:
+    """Raise ValueError naming the detectron2 version when its ``AMPTrainer`` cannot train in
+    ``precision`` ("float16" or "bfloat16"): main's takes a ``precision``, v0.6's autocasts to
+    float16 only."""
+    if precision != "float16" and not _amp_trainer_takes_precision():
+        import detectron2
+
+        raise ValueError(
+            f"SOLVER.AMP.PRECISION {precision}: the AMPTrainer of this detectron2 ({detectron2.__version__}, "
+            f"{os.path.dirname(detectron2.__file__)}) trains in float16 only; bfloat16 needs detectron2 main"
+        )
+
+
+def set_amp_precision(amp_trainer, precision: str) -> None:
+    """Make an ``AMPTrainer`` built by ``DefaultTrainer`` (without a precision, on every version:
+    float16) autocast to ``precision``; see :func:`check_amp_precision`."""
+    check_amp_precision(precision)
+    if _amp_trainer_takes_precision():  # main: run_step autocasts to this attribute
+        import torch
+
+        amp_trainer.precision = getattr(torch, precision)

@@ -49,6 +49,10 @@ def _add_solver_config(cfg):
     cfg.SOLVER.OPTIMIZER = "SGD"
     # AdamW's (beta1, beta2).
     cfg.SOLVER.ADAM_BETAS = (0.9, 0.999)
+    # Mixed-precision training (detectron2's SOLVER.AMP.ENABLED; CUDA only): the autocast dtype,
+    # "float16" (with detectron2's loss scaling) or "bfloat16" (float32's range: nothing to
+    # scale; needs a detectron2 whose AMPTrainer takes a precision, i.e. newer than 0.6).
+    cfg.SOLVER.AMP.PRECISION = "float16"
 
 
 def _add_model_config(cfg):

@@ -2,6 +2,7 @@
 import torch
 from detectron2.config import get_cfg
 from detectron2.structures import BitMasks, Boxes, Instances
+from detectron2.utils.events import EventStorage
 
 import sgnet
 
@@ -78,3 +79,23 @@ def pair_sample(key_shift: int, ref_shift: int) -> dict:
         "height": height,
         "width": width,
     }
+
+
+def train(model, batch, iterations, lr=0.01):
+    """``iterations`` SGD steps on one batch (overfitting it). Returns (per-step losses,
+    the last track-match accuracy)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    model.train()
+    history = []
+    with EventStorage() as storage:
+        for _ in range(iterations):
+            losses = model(batch)
+            total = sum(losses.values())
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            storage.step()
+            history.append({k: float(v) for k, v in losses.items()})
+        accuracy = storage.history("track_match_accuracy").latest()
+    return history, accuracy

@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from detectron2.utils.events import EventStorage
 
 from sgnet.data import generate_synthetic_ytvis, write_synthetic_video
 
@@ -109,6 +111,61 @@ def test_eval_only_writes_results_and_reports_ap(trained, toy_env, tmp_path):
     results_dir = tmp_path / "inference" / "sgnet_toy_val"
     assert (results_dir / "results.json").is_file() and (results_dir / "results.zip").is_file()
     assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
+
+
+def test_amp_training_without_cuda_stops_at_once_in_one_line(tmp_path, monkeypatch):
+    """detectron2's AMPTrainer asserts CUDA at its first step, once everything is built: train_net
+    stops before setting anything up."""
+    from detectron2.engine import default_argument_parser
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train_net = load_script("train_net.py", "sgnet_train_net")
+    output = tmp_path / "output"
+    args = default_argument_parser().parse_args(
+        ["--config-file", str(TOY_CONFIG), "SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", str(output)]
+    )
+    with pytest.raises(SystemExit) as stop:
+        train_net.main(args)
+    assert stop.value.code == (
+        f"train_net.py: {TOY_CONFIG}: SOLVER.AMP.ENABLED: AMP training needs a CUDA device, and torch sees none "
+        "(train without it on CPU)"
+    )
+    assert not output.exists()  # no config written, no log, no model built
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    return load_script("tools/gpu_check.py", "sgnet_gpu_check")
+
+
+def test_gpu_check_without_cuda_says_so_and_checks_nothing(gpu_check, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"gpu_check.py: no CUDA device (torch {torch.__version__} sees none); these checks need one, nothing was checked\n"
+
+
+def test_gpu_check_counts_the_steps_the_grad_scaler_skipped(gpu_check):
+    """A GradScaler skips the optimizer step and halves its scale on an inf gradient: 2 of 4 here;
+    a run where it skips every step fails the check."""
+    weight = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    recorder = gpu_check.GradScaleRecorder(SimpleNamespace(grad_scaler=scaler))
+    for factor in (1.0, float("inf"), 1.0, float("inf")):
+        optimizer.zero_grad()
+        scaler.scale((weight * factor).sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        recorder.after_step()
+    assert recorder.skipped_steps() == 2 and recorder.scales == [4.0, 4.0, 2.0, 2.0, 1.0]
+    assert float(weight.detach()) == pytest.approx(1 - 2 * 0.1)  # the two finite steps only
+    recorder.scales = [4.0, 2.0, 1.0]
+    with EventStorage() as storage:
+        storage.put_scalar("total_loss", 1.0)
+        with pytest.raises(RuntimeError, match="skipped all 2 steps"):
+            gpu_check.amp_steps_summary(None, storage, recorder)
 
 
 @pytest.fixture(scope="module")

@@ -284,6 +284,24 @@ def test_sampled_deformable_conv_equals_torchvision(size):
         assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name
 
 
+def test_sampled_deformable_conv_samples_at_float32_positions_under_autocast():
+    """Under bfloat16 autocast, sampling positions rounded to the features' dtype would be whole
+    pixels apart past x = 128. A centre-tap-only kernel reads sin(0.7 x) at x + 0.37: the result
+    must be float32's up to the output's bfloat16 rounding."""
+    from sgnet.modeling.layers import sampled_deform_conv3x3
+
+    width = 200
+    features = torch.sin(0.7 * torch.arange(width, dtype=torch.float32)).expand(1, 1, 3, width).contiguous()
+    offsets = torch.zeros(1, 18, 3, width)
+    offsets[:, 1::2] = 0.37  # every tap's dx (the layout is (dy, dx) per tap)
+    weight = torch.zeros(1, 1, 3, 3)
+    weight[0, 0, 1, 1] = 1.0
+    reference = sampled_deform_conv3x3(features, offsets, weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = sampled_deform_conv3x3(features.bfloat16(), offsets.bfloat16(), weight)
+    assert (mixed.float() - reference).abs().max() < 0.02
+
+
 def straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size):
     """Reference for inference masks: bases upsampled x4, logits at every pixel of the scaled
     boxes, probabilities 0 outside them, the valid part resized to the output. Returns the resized

@@ -1,9 +1,15 @@
-"""SOLVER.OPTIMIZER: detectron2's SGD unchanged, or AdamW over the same parameter groups."""
+"""SOLVER.OPTIMIZER: detectron2's SGD unchanged, or AdamW over the same parameter groups. SOLVER.AMP:
+refused at once where it cannot run; its precision given to detectron2's AMPTrainer."""
+import inspect
+import re
+import warnings
+
 import pytest
 import torch
 from detectron2.solver import build_optimizer as detectron2_build_optimizer
 
-from sgnet.solver import build_optimizer
+from sgnet.compat import set_amp_precision
+from sgnet.solver import build_optimizer, check_amp
 
 from model_fixtures import tiny_cfg
 
@@ -54,3 +60,52 @@ def test_unknown_optimizer_is_named():
     cfg.SOLVER.OPTIMIZER = "LAMB"
     with pytest.raises(ValueError, match="SOLVER.OPTIMIZER.*LAMB"):
         build_optimizer(cfg, TwoLayers())
+
+
+def amp_cfg(**settings):
+    return tiny_cfg(**{"SOLVER.AMP.ENABLED": True, "MODEL.DEVICE": "cuda", **settings})
+
+
+def amp_trainer_takes_precision() -> bool:
+    from detectron2.engine import AMPTrainer
+
+    return "precision" in inspect.signature(AMPTrainer.__init__).parameters
+
+
+@pytest.mark.parametrize(
+    "settings, cuda, problem",
+    [
+        ({"SOLVER.AMP.PRECISION": "half"}, True, "SOLVER.AMP.PRECISION must be float16 or bfloat16, got 'half'"),
+        ({}, False, "AMP training needs a CUDA device, and torch sees none"),
+        ({"MODEL.DEVICE": "cpu"}, True, "AMP training needs MODEL.DEVICE cuda, got 'cpu'"),
+    ],
+)
+def test_amp_training_that_cannot_run_is_refused_with_the_reason(settings, cuda, problem, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        check_amp(amp_cfg(**settings))
+
+
+def test_amp_precision_reaches_detectron2s_amp_trainer_where_it_takes_one(monkeypatch):
+    """detectron2 main's AMPTrainer takes a precision (DefaultTrainer passes none: float16); v0.6's
+    autocasts to float16 only, so bfloat16 is refused there before anything is built."""
+    from detectron2.engine import AMPTrainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model = TwoLayers()
+    with warnings.catch_warnings():  # GradScaler without CUDA: disabled, with a warning
+        warnings.simplefilter("ignore")
+        trainer = AMPTrainer(model, [], torch.optim.SGD(model.parameters(), lr=0.1))
+    check_amp(amp_cfg())
+    set_amp_precision(trainer, "float16")
+    if amp_trainer_takes_precision():
+        check_amp(amp_cfg(**{"SOLVER.AMP.PRECISION": "bfloat16"}))
+        assert trainer.precision == torch.float16
+        set_amp_precision(trainer, "bfloat16")
+        assert trainer.precision == torch.bfloat16
+    else:
+        refusal = r"SOLVER.AMP.PRECISION bfloat16: the AMPTrainer of this detectron2 .* trains in float16 only"
+        with pytest.raises(ValueError, match=refusal):
+            check_amp(amp_cfg(**{"SOLVER.AMP.PRECISION": "bfloat16"}))
+        with pytest.raises(ValueError, match=refusal):
+            set_amp_precision(trainer, "bfloat16")

@@ -20,6 +20,9 @@ class SGNetDetectionHead(nn.Module):
     - ``aligned_features`` (N, F, H, W): aligned classification features (input of the mask
       coefficients).
 
+    The three predictions are float32 under autocast too (they leave the network here: boxes are
+    decoded and losses computed from them); the two feature maps stay in the autocast dtype.
+
     Differences from detectron2's ``FCOSHead``: separate tower depths (cls 2, box 3, release),
     a learnable scale per level, centerness on the regression tower, and feature alignment.
     """
@@ -81,9 +84,9 @@ class SGNetDetectionHead(nn.Module):
             cls_features = self.cls_tower(feature)
             if self.align is not None:
                 cls_features = self.align(cls_features, box_deltas)
-            outputs["cls_logits"].append(self.cls_score(cls_features))
-            outputs["box_deltas"].append(box_deltas)
-            outputs["centerness"].append(self.centerness(box_features))
+            outputs["cls_logits"].append(self.cls_score(cls_features).float())
+            outputs["box_deltas"].append(box_deltas.float())
+            outputs["centerness"].append(self.centerness(box_features).float())
             outputs["box_features"].append(box_features)
             outputs["aligned_features"].append(cls_features)
         return outputs

@@ -1,5 +1,8 @@
 """SG-Net's training losses. Each returns a scalar that stays finite (and in the graph) when
-there is nothing to supervise: empty images, no positives, no key object in the reference frame."""
+there is nothing to supervise: empty images, no positives, no key object in the reference frame.
+
+Losses run with autocast off (:func:`autocast_disabled`) on the float32 predictions the heads
+output, so that they are computed in float32 under mixed precision too."""
 from typing import Tuple
 
 import torch
@@ -9,7 +12,10 @@ from fvcore.nn import giou_loss, sigmoid_focal_loss_jit
 from torch import Tensor
 from torch.nn import functional as F
 
+from .precision import autocast_disabled
 
+
+@autocast_disabled()
 def classification_loss(logits: Tensor, labels: Tensor, num_classes: int, alpha: float, gamma: float) -> Tensor:
     """Sigmoid focal loss averaged over (num positives + num images), as the release.
 
@@ -31,6 +37,7 @@ def centerness_targets(distances: Tensor) -> Tensor:
     return ratio.clamp(min=0).sqrt()
 
 
+@autocast_disabled()
 def box_and_centerness_losses(
     pred_boxes: Tensor, gt_boxes: Tensor, centerness_logits: Tensor, gt_centerness: Tensor
 ) -> Tuple[Tensor, Tensor]:
@@ -63,6 +70,7 @@ def mean_of_group_means(values: Tensor, groups: Tensor, num_groups: int) -> Tens
     return (sums[present] / counts[present]).sum() / present.sum().clamp(min=1)
 
 
+@autocast_disabled()
 def mask_loss(
     logits: Tensor,
     targets: Tensor,
@@ -103,6 +111,7 @@ def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Te
     return scores * matched_pairwise_iou(Boxes(pred_boxes), Boxes(gt_boxes))
 
 
+@autocast_disabled()
 def track_loss(
     key_embeddings: Tensor,
     ref_embeddings: Tensor,

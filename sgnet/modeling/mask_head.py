@@ -169,8 +169,9 @@ class SpatialGranularityMaskHead(nn.Module):
         )
 
     def coefficients(self, aligned_features: Tensor, batch_idx: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-        """Coefficients of every granularity at P locations of one level: (P, K * sum g^2)."""
-        return gather_conv3x3(aligned_features, self.coef_weight, self.coef_bias, batch_idx, ys, xs)
+        """Coefficients of every granularity at P locations of one level: (P, K * sum g^2),
+        float32 (under autocast too: they leave the network here)."""
+        return gather_conv3x3(aligned_features, self.coef_weight, self.coef_bias, batch_idx, ys, xs).float()
 
     def select_granularity(self, areas: Tensor, image_idx: Tensor) -> Tensor:
         """g per instance from its box area in basis pixels (paper); or, in the release's
@@ -207,7 +208,8 @@ class SpatialGranularityMaskHead(nn.Module):
             granularity: (N,) g per instance; by default :meth:`box_granularity` of these N
                 (pass it when assembling a subset, as the per-image rule looks at all of them).
         Returns:
-            (BoxPixels, logits (P,)): the logit of pixel p is <bases at p, coefficients of p's cell>.
+            (BoxPixels, logits (P,)): the logit of pixel p is <bases at p, coefficients of p's cell>;
+            float32 (under autocast, the product runs in its dtype and the logits leave here).
         """
         if granularity is None:
             granularity = self.box_granularity(boxes, image_idx)
@@ -225,7 +227,7 @@ class SpatialGranularityMaskHead(nn.Module):
         flat_pixel = (image_idx[pixels.instance] * height + pixels.ys) * width + pixels.xs
         pixel_bases = basis_rows.index_select(0, flat_pixel)  # (P, K)
         # A batched dot product: ~4x faster on CPU than multiplying then summing (P, K) tensors.
-        return pixels, torch.einsum("pk,pk->p", pixel_coefficients, pixel_bases)
+        return pixels, torch.einsum("pk,pk->p", pixel_coefficients, pixel_bases).float()
 
     def output_masks(
         self,

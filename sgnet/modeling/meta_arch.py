@@ -18,6 +18,7 @@ from .assignment import fcos_matched_indices
 from .detection_head import SGNetDetectionHead
 from .mask_head import SpatialGranularityMaskHead
 from .postprocessing import Detections, select_detections
+from .precision import autocast_disabled
 from .track_head import CenterTrackHead
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class SGNet(FCOS):
     FCOS: centerness-weighted box loss (release), the release's tower depths and per-level
     scales, deformable feature alignment, score = cls x centerness (no sqrt), and the mask and
     tracking heads.
+
+    Under autocast (``SOLVER.AMP``, or inference in ``torch.autocast``) the heads' predictions
+    are float32, and the losses and the association run outside autocast (:mod:`.precision`).
     """
 
     @configurable
@@ -271,8 +275,9 @@ class SGNet(FCOS):
         }
 
     def _coefficients(self, aligned_features: List[Tensor], image, level, ys, xs) -> Tensor:
-        """Mask coefficients at given FPN locations, evaluated level by level, (P, K * sum g^2)."""
-        coefficients = aligned_features[0].new_zeros(len(image), self.mask_head.coef_weight.shape[0])
+        """Mask coefficients at given FPN locations, evaluated level by level, (P, K * sum g^2)
+        float32 (the features' dtype may differ under autocast: CUDA's runs GroupNorm in float32)."""
+        coefficients = aligned_features[0].new_zeros(len(image), self.mask_head.coef_weight.shape[0], dtype=torch.float32)
         for index, features in enumerate(aligned_features):
             at_level = level == index
             coefficients[at_level] = self.mask_head.coefficients(features, image[at_level], ys[at_level], xs[at_level])
@@ -432,9 +437,11 @@ class SGNet(FCOS):
         duplicates are removed from the output.
         """
         instances = self.detect_frame(image, output_size)
-        track_ids = self.tracker.update(
-            memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
-        )
+        # Association in float32 under autocast too: its similarities decide track identities.
+        with autocast_disabled():
+            track_ids = self.tracker.update(
+                memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
+            )
         instances.track_ids = track_ids
         kept = track_ids >= 0
         # Indexing copies every (H, W) mask: skip it in the usual case where nothing is dropped.

@@ -57,11 +57,11 @@ class CenterTrackHead(nn.Module):
             image_idx: (P,) image of each point.
             centres: (P, 2) x, y in input-image pixels; cell = floor(centre / stride), clamped.
         Returns:
-            (P, D).
+            (P, D) float32 (under autocast too: the embeddings leave the network here).
         """
         height, width = fused.shape[-2:]
         cells = torch.div(centres, self.stride, rounding_mode="floor").long()
         xs = cells[:, 0].clamp(0, width - 1)
         ys = cells[:, 1].clamp(0, height - 1)
         features = fused.permute(0, 2, 3, 1)[image_idx, ys, xs]  # (P, L*F)
-        return F.linear(features, self.embed.weight.flatten(1), self.embed.bias)
+        return F.linear(features, self.embed.weight.flatten(1), self.embed.bias).float()
