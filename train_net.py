@@ -16,19 +16,19 @@ import sys
 import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from sgnet.compat import set_amp_precision
+from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, build_ytvis_train_sampler, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
 
 
-class Trainer(DefaultTrainer):
+class Trainer(default_trainer()):
     """detectron2's DefaultTrainer with SG-Net's loaders, evaluator and ``SOLVER.OPTIMIZER``
     (SGD or AdamW).
 
@@ -36,6 +36,7 @@ class Trainer(DefaultTrainer):
     ``WEIGHT_DECAY_BIAS`` (``get_default_optimizer_params``), warm-up + step schedule,
     ``SOLVER.AMP.ENABLED``, ``SOLVER.CLIP_GRADIENTS``, periodic checkpoints, console / JSON /
     TensorBoard writers, DDP. ``SOLVER.AMP.PRECISION`` is given to detectron2's AMPTrainer.
+    Checkpoints hold the optimizer's state on every detectron2 version (:func:`default_trainer`).
     """
 
     def __init__(self, cfg):
@@ -44,19 +45,6 @@ class Trainer(DefaultTrainer):
         super().__init__(cfg)
         if cfg.SOLVER.AMP.ENABLED:
             set_amp_precision(self._trainer, cfg.SOLVER.AMP.PRECISION)
-
-    def state_dict(self):
-        # detectron2 0.6's DefaultTrainer leaves the optimizer (momentum buffers) out of its
-        # checkpoints, so --resume would restart SGD cold. Later detectron2 versions store it
-        # under the same "_trainer" key, so checkpoints move between versions.
-        state = super().state_dict()
-        state["_trainer"] = self._trainer.state_dict()
-        return state
-
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        if "_trainer" in state_dict:
-            self._trainer.load_state_dict(state_dict["_trainer"])
 
     @classmethod
     def build_optimizer(cls, cfg, model):

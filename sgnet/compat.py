@@ -13,8 +13,10 @@ is left exactly as it is:
 2. Pillow >= 10 removed ``PIL.Image.LINEAR``, which detectron2 0.6 uses as a default argument at
    import time; it is aliased to ``BILINEAR`` (the same filter) when missing.
 
-It also bridges an API difference, at the call: detectron2 main's ``AMPTrainer`` autocasts to a
-``precision`` (float16 or bfloat16), v0.6's to float16 only (:func:`set_amp_precision`).
+It also bridges the differences between detectron2 versions that sgnet meets, here only:
+main's ``AMPTrainer`` autocasts to a ``precision`` (float16 or bfloat16), v0.6's to float16 only
+(:func:`set_amp_precision`); main's ``DefaultTrainer`` checkpoints its inner trainer's state
+(optimizer, grad scaler), v0.6's does not (:func:`default_trainer`).
 """
 import importlib.util
 import inspect
@@ -22,7 +24,7 @@ import os
 import sys
 import types
 
-__all__ = ["apply", "MissingExtensionModule", "applied", "check_amp_precision", "set_amp_precision"]
+__all__ = ["apply", "MissingExtensionModule", "applied", "check_amp_precision", "set_amp_precision", "default_trainer"]
 
 # Which accommodations `apply` has made in this process, for environment reports and tests.
 applied = []
@@ -126,3 +128,27 @@ def set_amp_precision(amp_trainer, precision: str) -> None:
         import torch
 
         amp_trainer.precision = getattr(torch, precision)
+
+
+def default_trainer():
+    """detectron2's ``DefaultTrainer``, with checkpoints that hold the inner trainer's state
+    (optimizer momentum, AMP grad scaler) under ``"_trainer"``. Main's does so itself; v0.6's
+    leaves it out, so ``--resume`` would restart SGD cold: there a subclass adds it under the same
+    key, so checkpoints move between versions."""
+    from detectron2.engine import DefaultTrainer
+
+    if "state_dict" in vars(DefaultTrainer):
+        return DefaultTrainer
+
+    class DefaultTrainerWithTrainerState(DefaultTrainer):
+        def state_dict(self):
+            state = super().state_dict()
+            state["_trainer"] = self._trainer.state_dict()
+            return state
+
+        def load_state_dict(self, state_dict):
+            super().load_state_dict(state_dict)
+            if "_trainer" in state_dict:
+                self._trainer.load_state_dict(state_dict["_trainer"])
+
+    return DefaultTrainerWithTrainerState
