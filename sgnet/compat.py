@@ -24,7 +24,7 @@ import os
 import sys
 import types
 
-__all__ = ["apply", "MissingExtensionModule", "applied", "check_amp_precision", "set_amp_precision", "default_trainer"]
+__all__ = ["apply", "MissingExtensionModule", "applied", "amp_trainer_takes_precision", "check_amp_precision", "set_amp_precision", "default_trainer"]
 
 # Which accommodations `apply` has made in this process, for environment reports and tests.
 applied = []
@@ -101,7 +101,9 @@ def apply() -> list:
     return list(applied)
 
 
-def _amp_trainer_takes_precision() -> bool:
+def amp_trainer_takes_precision() -> bool:
+    """Whether this detectron2's ``AMPTrainer`` autocasts to a ``precision`` (main) or to float16
+    only (v0.6)."""
     from detectron2.engine import AMPTrainer
 
     return "precision" in inspect.signature(AMPTrainer.__init__).parameters
@@ -111,7 +113,7 @@ def check_amp_precision(precision: str) -> None:
     """Raise ValueError naming the detectron2 version when its ``AMPTrainer`` cannot train in
     ``precision`` ("float16" or "bfloat16"): main's takes a ``precision``, v0.6's autocasts to
     float16 only."""
-    if precision != "float16" and not _amp_trainer_takes_precision():
+    if precision != "float16" and not amp_trainer_takes_precision():
         import detectron2
 
         raise ValueError(
@@ -124,7 +126,7 @@ def set_amp_precision(amp_trainer, precision: str) -> None:
     """Make an ``AMPTrainer`` built by ``DefaultTrainer`` (without a precision, on every version:
     float16) autocast to ``precision``; see :func:`check_amp_precision`."""
     check_amp_precision(precision)
-    if _amp_trainer_takes_precision():  # main: run_step autocasts to this attribute
+    if amp_trainer_takes_precision():  # main: run_step autocasts to this attribute
         import torch
 
         amp_trainer.precision = getattr(torch, precision)

@@ -125,8 +125,10 @@ def _add_model_config(cfg):
     # heads do, bounding memory on large objects). 0 = every positive (release: no cap; memory
     # grows with the positives' box areas, one K-vector per basis pixel of each box).
     sg.MASK.MAX_TRAIN_INSTANCES = 0
-    # Mask-loss instance weights (score x IoU) normalised to mean 1 within each image (True,
-    # release) or over the whole batch (False).
+    # Mask-loss normalisation. True (release): instance weights (score x IoU) normalised to mean 1
+    # within each image, and the images' losses averaged over all the batch's images (one without
+    # a supervised instance adds 0). False: weights to mean 1 over the whole batch, and the losses
+    # averaged over the images that have supervised instances.
     sg.MASK.WEIGHTS_PER_IMAGE = True
     # Mask targets at the basis stride: True = bilinear downsampling then > 0.5 (release,
     # binary); False = the average of each stride x stride block (soft, in [0, 1]).
@@ -143,9 +145,9 @@ def _add_model_config(cfg):
     sg.TRACK.BOX_JITTER = 0.05
     # Weight of the matching cross-entropy.
     sg.TRACK.LOSS_WEIGHT = 1.0
-    # The matching cross-entropy averaged over each key image's positives, then over the images
-    # (True, release), or over all positives of the batch at once (False: images with more
-    # positives weigh more).
+    # The matching cross-entropy averaged over each key image's positives, then over all the
+    # batch's key images (True, release: an image without positives adds 0), or over all positives
+    # of the batch at once (False: images with more positives weigh more).
     sg.TRACK.LOSS_PER_IMAGE = True
 
 

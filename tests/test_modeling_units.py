@@ -10,8 +10,9 @@ from sgnet.modeling.layers import gather_conv3x3
 from sgnet.modeling.losses import centerness_targets
 from sgnet.modeling.mask_head import SpatialGranularityMaskHead, box_pixels
 from sgnet.modeling.track_head import CenterTrackHead
+from sgnet.tracking import TrackMemory
 
-from model_fixtures import tiny_cfg
+from model_fixtures import tiny_cfg, two_object_scene
 
 
 @pytest.fixture(scope="module")
@@ -421,3 +422,23 @@ def test_detection_selection_per_class_or_class_agnostic(class_agnostic):
         expected = torch.sigmoid(cls_logits[0].flatten(1)[:, location]) * torch.sigmoid(torch.tensor(20.0))
         assert torch.allclose(row, expected)
     assert torch.allclose(detections.scores, detections.class_scores.gather(1, detections.labels[:, None])[:, 0])
+
+
+def test_association_runs_in_float32_with_autocast_off(monkeypatch):
+    """Under autocast the tracker still gets float32 embeddings and boxes, and its products run
+    with autocast off (they decide track identities)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg()).eval()
+    seen = []
+    update = model.tracker.update
+
+    def spy(memory, embeddings, boxes, scores, labels):
+        seen.append((torch.is_autocast_enabled("cpu"), embeddings.dtype, boxes.dtype, scores.dtype))
+        return update(memory, embeddings, boxes, scores, labels)
+
+    monkeypatch.setattr(model.tracker, "update", spy)
+    frame = two_object_scene(0)[0]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+        model.inference_frame(frame, (128, 160), TrackMemory())
+    assert seen == [(False, torch.float32, torch.float32, torch.float32)]

@@ -24,20 +24,38 @@ def config_value(cfg, key):
     return node
 
 
+# The release's behaviour in every switch sgnet has (README "Release behaviour").
+RELEASE_DEFAULTS = {
+    **RELEASE_LOSSES,
+    "DATALOADER.SAMPLING_UNIT": "frame",
+    "MODEL.SGNET.TRACKER.UPDATE_LABEL": False,
+    "TEST.TRACK_LABEL_RULE": "vote",
+    "TEST.CLASSES_PER_TRACK": 1,
+}
+
+
 @pytest.mark.parametrize("config", REAL_CONFIGS)
 def test_real_configs_keep_the_release_behaviour(config):
     cfg = load_config(str(REPO_CONFIGS / config))
-    assert {key: config_value(cfg, key) for key in RELEASE_LOSSES} == RELEASE_LOSSES
+    assert {key: config_value(cfg, key) for key in RELEASE_DEFAULTS} == RELEASE_DEFAULTS
 
 
 def test_toy_config_keeps_the_project_variants():
     cfg = load_config(str(REPO_CONFIGS / "toy" / "sgnet_R18_toy.yaml"))
-    assert {key: config_value(cfg, key) for key in RELEASE_LOSSES} == {
+    assert {key: config_value(cfg, key) for key in RELEASE_DEFAULTS} == {
         "MODEL.SGNET.MASK.MAX_TRAIN_INSTANCES": 100,
         "MODEL.SGNET.MASK.WEIGHTS_PER_IMAGE": False,
         "MODEL.SGNET.MASK.BINARY_TARGETS": False,
         "MODEL.SGNET.TRACK.LOSS_PER_IMAGE": False,
+        "DATALOADER.SAMPLING_UNIT": "video",
+        # Left at the release's defaults, where they change nothing: without the label term
+        # (LABEL_WEIGHT 0) a track's stored label is never read, and with 3 classes per track no
+        # label rule is applied.
+        "MODEL.SGNET.TRACKER.UPDATE_LABEL": False,
+        "TEST.TRACK_LABEL_RULE": "vote",
+        "TEST.CLASSES_PER_TRACK": 3,
     }
+    assert cfg.MODEL.SGNET.TRACKER.LABEL_WEIGHT == 0.0
 
 
 def mask_loss_calls(monkeypatch, cap, **overrides):
@@ -90,32 +108,40 @@ def test_per_image_granularity_uses_all_positives_even_with_a_cap(monkeypatch):
     calls = mask_loss_calls(monkeypatch, cap=5, **{"MODEL.SGNET.MASK.GRANULARITY_PER_IMAGE": True})
     areas, image_idx, granularity = calls["select"]
     assert len(areas) == len(calls["positives"].image) > 5  # the mean is over every positive
-    for image in image_idx.unique():
-        mean_area = areas[image_idx == image].mean()
-        expected = [g for g, threshold in zip((2, 3, 4), (150.0, 600.0, math.inf)) if mean_area <= threshold][0]
-        assert set(granularity[image_idx == image].tolist()) == {expected}
-    # The assembled subset carries its images' g.
+    # The assembled subset carries the g chosen for its positives among all of them.
     subset_images, subset_granularity = calls["assemble"]
     lookup = {int(i): int(g) for i, g in zip(image_idx, granularity)}
     assert subset_granularity.tolist() == [lookup[int(i)] for i in subset_images]
 
 
 def test_mask_weights_are_normalised_per_image_or_over_the_batch():
-    # Three instances with one pixel each: BCE(logit 0, target 1) = log 2 for all, so the loss
-    # reads the weights. Instances 0, 1 in image 0 (weights 1, 3), instance 2 in image 1 (10).
-    logits, targets = torch.zeros(3), torch.ones(3)
-    logits[2] = 2.0  # instance 2: BCE log(1 + e^-2)
+    # Three instances with one pixel each, BCE(logit, target 1) known: the loss reads the
+    # weights. Instances 0, 1 in image 0 (weights 1, 3), instance 2 in image 1 (10); image 2 of
+    # the batch has no instance.
+    logits, targets = torch.tensor([0.0, 0.0, 2.0]), torch.ones(3)
     pixel_instance = torch.tensor([0, 1, 2])
     instance_image = torch.tensor([0, 0, 1])
     weights = torch.tensor([1.0, 3.0, 10.0])
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    per_image = losses.mask_loss(logits, targets, pixel_instance, instance_image, weights, 2, weights_per_image=True)
-    # Image 0: weights 0.5, 1.5 -> mean (0.5 + 1.5) / 2 * log 2; image 1: weight 1.
-    assert float(per_image) == pytest.approx(float((bce[0] + bce[2]) / 2))
-    over_batch = losses.mask_loss(logits, targets, pixel_instance, instance_image, weights, 2, weights_per_image=False)
-    scale = 3 / 14  # mean weight 14 / 3
+    per_image = losses.mask_loss(logits, targets, pixel_instance, instance_image, weights, 3, per_image=True)
+    # Image 0: weights 0.5, 1.5; image 1: weight 1; divided by all 3 images (the release's).
+    assert float(per_image) == pytest.approx(float((0.5 * bce[0] + 1.5 * bce[1]) / 2 + bce[2]) / 3)
+    over_batch = losses.mask_loss(logits, targets, pixel_instance, instance_image, weights, 3, per_image=False)
+    scale = 3 / 14  # mean weight 14 / 3; averaged over the 2 images with instances
     expected = ((1 * scale * bce[0] + 3 * scale * bce[1]) / 2 + 10 * scale * bce[2]) / 2
     assert float(over_batch) == pytest.approx(float(expected))
+
+
+def test_per_image_granularity_is_one_g_from_the_images_mean_area():
+    # Toy thresholds (150, 600]: image 0's areas 100 and 900 (mean 500) -> 3 for both, where the
+    # per-instance rule gives 2 and 4; image 1's single 700 -> 4 either way.
+    areas, image_idx = torch.tensor([100.0, 900.0, 700.0]), torch.tensor([0, 0, 1])
+    heads = {
+        per_image: build_model(tiny_cfg(**{"MODEL.SGNET.MASK.GRANULARITY_PER_IMAGE": per_image})).mask_head
+        for per_image in (True, False)
+    }
+    assert heads[True].select_granularity(areas, image_idx).tolist() == [3, 3, 4]
+    assert heads[False].select_granularity(areas, image_idx).tolist() == [2, 4, 4]
 
 
 def test_mask_targets_binary_after_bilinear_or_soft_block_averages():
@@ -137,7 +163,8 @@ def test_mask_targets_binary_after_bilinear_or_soft_block_averages():
 
 
 def test_track_loss_averaged_per_image_then_over_images():
-    # Image 0: one positive; image 1: three. Each positive's reference set is [new, object].
+    # Image 0: one positive; image 1: three; image 2: none. Each positive's reference set is
+    # [new, object].
     key_embeddings = torch.tensor([[1.0], [2.0], [2.0], [2.0]])
     ref_embeddings = torch.tensor([[1.0]])
     same_key = torch.ones(4, 1, dtype=torch.bool)
@@ -145,8 +172,8 @@ def test_track_loss_averaged_per_image_then_over_images():
     key_image = torch.tensor([0, 1, 1, 1])
     # CE of logits [0, s]: target 1 -> log(1 + e^-s); target 0 -> log(1 + e^s).
     first, others = math.log(1 + math.exp(-1.0)), math.log(1 + math.exp(2.0))
-    per_image, _ = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets, key_image, 2, per_image=True)
-    assert float(per_image) == pytest.approx((first + others) / 2)
-    pooled, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets, key_image, 2, per_image=False)
+    per_image, _ = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets, key_image, 3, per_image=True)
+    assert float(per_image) == pytest.approx((first + others) / 3)  # over all 3 images (release)
+    pooled, accuracy = losses.track_loss(key_embeddings, ref_embeddings, same_key, targets, key_image, 3, per_image=False)
     assert float(pooled) == pytest.approx((first + 3 * others) / 4)
     assert float(accuracy) == 0.25

@@ -1,6 +1,5 @@
 """SOLVER.OPTIMIZER: detectron2's SGD unchanged, or AdamW over the same parameter groups. SOLVER.AMP:
 refused at once where it cannot run; its precision given to detectron2's AMPTrainer."""
-import inspect
 import re
 import warnings
 
@@ -8,7 +7,7 @@ import pytest
 import torch
 from detectron2.solver import build_optimizer as detectron2_build_optimizer
 
-from sgnet.compat import set_amp_precision
+from sgnet.compat import amp_trainer_takes_precision, set_amp_precision
 from sgnet.solver import build_optimizer, check_amp
 
 from model_fixtures import tiny_cfg
@@ -64,12 +63,6 @@ def test_unknown_optimizer_is_named():
 
 def amp_cfg(**settings):
     return tiny_cfg(**{"SOLVER.AMP.ENABLED": True, "MODEL.DEVICE": "cuda", **settings})
-
-
-def amp_trainer_takes_precision() -> bool:
-    from detectron2.engine import AMPTrainer
-
-    return "precision" in inspect.signature(AMPTrainer.__init__).parameters
 
 
 @pytest.mark.parametrize(

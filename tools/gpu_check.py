@@ -37,7 +37,7 @@ import sgnet  # noqa: E402,F401  (registers SG-Net; detectron2 compatibility)
 from detectron2.engine import AMPTrainer, HookBase  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
-from sgnet.compat import check_amp_precision, set_amp_precision  # noqa: E402
+from sgnet.compat import amp_trainer_takes_precision, check_amp_precision, set_amp_precision  # noqa: E402
 from sgnet.config import load_config  # noqa: E402
 from sgnet.data import generate_synthetic_ytvis, register_ytvis_instances  # noqa: E402
 
@@ -95,7 +95,7 @@ def amp_steps_summary(amp_trainer, storage, recorder: GradScaleRecorder) -> dict
     steps = len(recorder.scales) - 1
     summary = {"iterations": steps, "first_loss": losses[0], "last_loss": losses[-1],
                "skipped_steps": recorder.skipped_steps(), "final_scale": recorder.scales[-1],
-               "precision": str(getattr(amp_trainer, "precision", torch.float16))}  # fmt: skip
+               "precision": str(amp_trainer.precision if amp_trainer_takes_precision() else torch.float16)}  # fmt: skip
     if not all(torch.isfinite(torch.tensor(losses))):
         raise RuntimeError(f"non-finite total loss: {losses}")
     if summary["skipped_steps"] == steps:
@@ -158,10 +158,14 @@ def check_inference() -> dict:
     log(f"inference: overfitting the toy model, {OVERFIT_ITERATIONS} iterations")
     train(model, [pair_sample(key_shift=0, ref_shift=6)], OVERFIT_ITERATIONS, lr=0.005)
     model.eval()
-    # The float32 reference in float32 indeed: TF32 would round convolutions as float16 does.
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     frames = [two_object_scene(shift)[0] for shift in (0, 4, 8)]
-    reference = stream(model, frames, (128, 160))
+    # The float32 reference in float32 indeed: TF32 would round convolutions as float16 does.
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        reference = stream(model, frames, (128, 160))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     results = {}
     for dtype, tolerance in TOLERANCES.items():
         summary = compare_streams(model, reference, stream(model, frames, (128, 160), dtype), tolerance)

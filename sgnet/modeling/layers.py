@@ -81,20 +81,21 @@ def sampled_deform_conv3x3(features: Tensor, offsets: Tensor, weight: Tensor, bi
     assert padding == 1 and weight.shape[-2:] == (3, 3), "only the 3x3, padding-1 case is implemented"
     batch, channels, height, width = features.shape
     groups = offsets.shape[1] // 18
-    # Sampling positions in float32 whatever the features' dtype: under autocast, half-precision
-    # positions would move the samples (bfloat16 rounds row 100 + offset to 0.5 px).
-    taps = torch.arange(-1, 2, device=features.device, dtype=torch.float32)
+    # Sampling positions in at least float32 whatever the features' dtype: under autocast,
+    # half-precision positions would move the samples (bfloat16 rounds row 100 + offset to 0.5 px).
+    dtype = torch.promote_types(features.dtype, torch.float32)
+    taps = torch.arange(-1, 2, device=features.device, dtype=dtype)
     tap_y, tap_x = torch.meshgrid(taps, taps, indexing="ij")  # (3, 3), row-major like the kernel
-    rows = torch.arange(height, device=features.device, dtype=torch.float32)
-    cols = torch.arange(width, device=features.device, dtype=torch.float32)
-    offsets = offsets.float().view(batch, groups, 9, 2, height, width)
+    rows = torch.arange(height, device=features.device, dtype=dtype)
+    cols = torch.arange(width, device=features.device, dtype=dtype)
+    offsets = offsets.to(dtype).view(batch, groups, 9, 2, height, width)
     sample_y = rows[:, None] + tap_y.reshape(9, 1, 1) + offsets[:, :, :, 0]  # (N, G, 9, H, W)
     sample_x = cols[None, :] + tap_x.reshape(9, 1, 1) + offsets[:, :, :, 1]
     # Pixel coordinates -> grid_sample's [-1, 1] (align_corners=False: pixel i at (2i+1)/size - 1).
     grid = torch.stack([(2 * sample_x + 1) / width - 1, (2 * sample_y + 1) / height - 1], dim=-1)
     grid = grid.view(batch * groups, 9 * height, width, 2)
     sampled = F.grid_sample(
-        features.reshape(batch * groups, channels // groups, height, width).float(),
+        features.reshape(batch * groups, channels // groups, height, width).to(dtype),
         grid,
         mode="bilinear",
         padding_mode="zeros",

@@ -57,17 +57,20 @@ def box_and_centerness_losses(
     return box_loss, centerness_loss / max(len(gt_centerness), 1)
 
 
-def mean_of_group_means(values: Tensor, groups: Tensor, num_groups: int) -> Tensor:
-    """Each non-empty group's mean of ``values``, averaged over those groups; a scalar that keeps
-    the graph (zero gradients) when there is no value.
+def mean_of_group_means(values: Tensor, counted: Tensor, groups: Tensor, num_groups: int, over_all_groups: bool) -> Tensor:
+    """Each group's mean of its counted ``values``, averaged over all ``num_groups`` groups (an
+    empty group adds 0: the release divides by the number of images) or over the non-empty ones.
+    A scalar that keeps the graph (zero gradients) when nothing is counted; no host sync.
 
     Args:
-        values: (P,); groups: (P,) int64 in [0, num_groups).
+        values: (P,); counted: (P,) bool, the values that count; groups: (P,) int64 in
+            [0, num_groups).
     """
+    values = torch.where(counted, values, torch.zeros_like(values))
     sums = values.new_zeros(num_groups).index_add_(0, groups, values)
-    counts = torch.bincount(groups, minlength=num_groups)
-    present = counts > 0
-    return (sums[present] / counts[present]).sum() / present.sum().clamp(min=1)
+    counts = values.new_zeros(num_groups).index_add_(0, groups, counted.to(values.dtype))
+    means = sums / counts.clamp(min=1)
+    return means.sum() / (num_groups if over_all_groups else (counts > 0).sum().clamp(min=1))
 
 
 @autocast_disabled()
@@ -78,7 +81,7 @@ def mask_loss(
     instance_image: Tensor,
     instance_weights: Tensor,
     num_images: int,
-    weights_per_image: bool = True,
+    per_image: bool = True,
 ) -> Tensor:
     """Box-normalised BCE of the assembled masks, instances weighted, averaged per image, then
     over images.
@@ -87,23 +90,24 @@ def mask_loss(
         logits, targets: (P,) mask logits and GT values (in [0, 1]) at the P box pixels.
         pixel_instance: (P,) instance of each pixel.
         instance_image: (M,) image of each instance.
-        instance_weights: (M,) score x IoU per instance; normalised here to mean 1 over the
-            instances that have pixels, within each image (``weights_per_image``, release) or
-            over the whole batch.
+        instance_weights: (M,) score x IoU per instance, normalised here to mean 1 over the
+            instances that have pixels.
+        per_image: the release's normalisation: weights to mean 1 within each image, and the
+            images' losses averaged over all ``num_images`` images; else weights to mean 1 over
+            the batch, and the losses averaged over the images that have supervised instances.
     """
     num_instances = len(instance_image)
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    pixel_counts = torch.bincount(pixel_instance, minlength=num_instances)
-    per_instance = logits.new_zeros(num_instances).index_add_(0, pixel_instance, bce)
-    per_instance = per_instance / pixel_counts.clamp(min=1)
+    pixel_counts = logits.new_zeros(num_instances).index_add_(0, pixel_instance, torch.ones_like(bce))
+    per_instance = logits.new_zeros(num_instances).index_add_(0, pixel_instance, bce) / pixel_counts.clamp(min=1)
     has_pixels = pixel_counts > 0
     weights = instance_weights * has_pixels
-    # Normalisation groups: the images, or the batch as one group.
-    groups = instance_image if weights_per_image else torch.zeros_like(instance_image)
+    # Weight normalisation groups: the images, or the batch as one group.
+    groups = instance_image if per_image else torch.zeros_like(instance_image)
     group_totals = weights.new_zeros(num_images).index_add_(0, groups, weights)
-    group_counts = torch.bincount(groups[has_pixels], minlength=num_images)
+    group_counts = weights.new_zeros(num_images).index_add_(0, groups, has_pixels.to(weights.dtype))
     weights = weights / (group_totals / group_counts.clamp(min=1)).clamp(min=1e-6)[groups]
-    return mean_of_group_means((per_instance * weights)[has_pixels], instance_image[has_pixels], num_images)
+    return mean_of_group_means(per_instance * weights, has_pixels, instance_image, num_images, over_all_groups=per_image)
 
 
 def instance_weights(scores: Tensor, pred_boxes: Tensor, gt_boxes: Tensor) -> Tensor:
@@ -131,8 +135,8 @@ def track_loss(
         targets: (P,) 0 = "new object" (absent from the reference frame), j + 1 = reference
             object j.
         key_image: (P,) key image (of ``num_images``) of each positive.
-        per_image: average over each image's positives, then over the images (release); else
-            over all positives at once.
+        per_image: average over each image's positives, then over all ``num_images`` images
+            (release); else over all positives at once.
     Returns:
         (loss, accuracy): accuracy is the fraction of positives whose argmax is the target, NaN-free
         (1.0 when there is no positive).
@@ -141,7 +145,11 @@ def track_loss(
     similarity = similarity.masked_fill(~same_key, float("-inf"))
     logits = torch.cat([similarity.new_zeros(len(similarity), 1), similarity], dim=1)
     per_positive = F.cross_entropy(logits, targets, reduction="none")
-    loss = mean_of_group_means(per_positive, key_image if per_image else torch.zeros_like(key_image), num_images)
+    counted = torch.ones_like(targets, dtype=torch.bool)
+    if per_image:
+        loss = mean_of_group_means(per_positive, counted, key_image, num_images, over_all_groups=True)
+    else:
+        loss = mean_of_group_means(per_positive, counted, torch.zeros_like(key_image), 1, over_all_groups=False)
     if len(targets) == 0:
         return loss, torch.ones(())
     accuracy = (logits.argmax(dim=1) == targets).float().mean()

@@ -298,7 +298,6 @@ class SGNet(FCOS):
         coefficients = self._coefficients(predictions["aligned_features"], image, level, ys, xs)
         bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
         pixels, logits = self.mask_head.assemble(bases, image, basis_boxes[selected], coefficients, granularity[selected])
-        get_event_storage().put_scalar("num_mask_instances", len(torch.unique(pixels.instance)))
 
         gt_masks = self._downsampled_gt_masks(key_instances, images.tensor.shape[-2:])
         global_gt = self._global_gt(positives, key_instances)[selected]
