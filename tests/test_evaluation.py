@@ -344,6 +344,16 @@ def _write_cli_case(tmp_path, case: str):
         gt.write_text(json.dumps(_bad_counts_truth()))
         problem = "ground-truth annotation id=1 (video_id=1): frame 1: malformed uncompressed RLE: runs add up to 5, not 10*12"
         return gt, results, gt, problem
+    if case in ("ground-truth video not an object", "ground-truth category without id", "ground-truth annotation not an object"):
+        field, entry = {
+            "ground-truth video not an object": ("videos", 5),
+            "ground-truth category without id": ("categories", {"name": "x"}),
+            "ground-truth annotation not an object": ("annotations", 5),
+        }[case]
+        good_truth[field].append(entry)
+        gt.write_text(json.dumps(good_truth))
+        position = len(good_truth[field]) - 1
+        return gt, results, gt, f"{field} #{position} is not a JSON object with an"
     if case == "missing results":
         return gt, tmp_path / "no_such_results.json", tmp_path / "no_such_results.json", "no such file"
     assert case == "bad results record"
@@ -352,7 +362,17 @@ def _write_cli_case(tmp_path, case: str):
 
 
 @pytest.mark.parametrize(
-    "case", ["missing ground truth", "truncated ground truth", "ground-truth counts", "missing results", "bad results record"]
+    "case",
+    [
+        "missing ground truth",
+        "truncated ground truth",
+        "ground-truth counts",
+        "ground-truth video not an object",
+        "ground-truth category without id",
+        "ground-truth annotation not an object",
+        "missing results",
+        "bad results record",
+    ],
 )
 def test_cli_bad_input_ends_in_one_line_naming_file_and_problem(tmp_path, capsys, case):
     from sgnet.evaluation.ytvis_eval import main

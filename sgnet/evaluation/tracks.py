@@ -72,6 +72,10 @@ def load_ground_truth(annotations: Union[str, os.PathLike, dict]) -> YTVISGround
             f"{prefix}not a YouTube-VIS annotation file: expected a JSON object with 'videos' and "
             "'categories' lists"
         )
+    for field, key in (("videos", "id"), ("categories", "id"), ("annotations", "video_id")):
+        for position, entry in enumerate(dataset.get(field) or []):
+            if not (isinstance(entry, dict) and key in entry):
+                raise ValueError(f"{prefix}{field} #{position} is not a JSON object with an {key!r}: {str(entry)[:80]}")
     videos = {}
     for position, v in enumerate(dataset["videos"]):
         missing = [key for key in _VIDEO_KEYS if key not in v]
