@@ -14,13 +14,13 @@ import os
 import sys
 
 import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from sgnet.checkpoint import build_checkpointer
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, build_ytvis_train_sampler, get_ytvis_dataset_dicts
@@ -43,6 +43,12 @@ class Trainer(default_trainer()):
         if cfg.SOLVER.AMP.ENABLED:
             check_amp(cfg)  # before anything is built
         super().__init__(cfg)
+        # Loading (resume_or_load) through SG-Net's checkpointer, which also initialises from a
+        # detectron2 FCOS checkpoint; it saves as detectron2's does, which the periodic-checkpoint
+        # hook keeps.
+        self.checkpointer = build_checkpointer(
+            self.cfg, self.checkpointer.model, cfg.OUTPUT_DIR, **self.checkpointer.checkpointables
+        )
         if cfg.SOLVER.AMP.ENABLED:
             set_amp_precision(self._trainer, cfg.SOLVER.AMP.PRECISION)
 
@@ -91,7 +97,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        build_checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -99,6 +99,13 @@ def _add_model_config(cfg):
     # (release): an object whose class scores are split gets one detection, not one per class.
     sg.NMS_CLASS_AGNOSTIC = False
     sg.DETECTIONS_PER_IMAGE = 10
+    # MODEL.WEIGHTS a detectron2 FCOS checkpoint (e.g. trained on COCO with detectron2's
+    # COCO-Detection/fcos_R_50_FPN_1x.py): its backbone, FPN and head towers initialise SG-Net
+    # (sgnet.checkpoint), and cls_score row by row through this map: for each of the NUM_CLASSES
+    # classes, the checkpoint's class (contiguous index; COCO's 0-79) it starts from, or -1 for
+    # none (that row keeps its initialisation). Empty = cls_score keeps its initialisation.
+    # Unused with any other checkpoint (SG-Net's own, an ImageNet backbone).
+    sg.FCOS_CLASS_MAP = []
 
     sg.MASK = CN()
     # FPN levels whose regression-tower outputs form the basis maps.

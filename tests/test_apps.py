@@ -113,6 +113,21 @@ def test_eval_only_writes_results_and_reports_ap(trained, toy_env, tmp_path):
     assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("mode", [[], ["--eval-only"]], ids=["train", "eval-only"])
+def test_train_net_loads_weights_through_sgnet_checkpointer(toy_env, tmp_path, mode):
+    """MODEL.WEIGHTS goes through sgnet.checkpoint, for training and evaluation: a detectron2 FCOS
+    checkpoint (recognised by its head) without the toy config's backbone is refused."""
+    weights = tmp_path / "fcos_head_only.pth"
+    torch.save({"model": {f"head.{module}.weight": torch.zeros(1) for module in ("cls_subnet.0", "bbox_subnet.0", "ctrness")}}, weights)
+    result = run(
+        ["train_net.py", "--config-file", TOY_CONFIG, *mode, *FAST, "MODEL.WEIGHTS", weights, "OUTPUT_DIR", tmp_path],
+        toy_env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"{weights}: the backbone of this detectron2 FCOS checkpoint does not fit SG-Net's" in result.stderr
+
+
 def test_amp_training_without_cuda_stops_at_once_in_one_line(tmp_path, monkeypatch):
     """detectron2's AMPTrainer asserts CUDA at its first step, once everything is built: train_net
     stops before setting anything up."""
