@@ -45,7 +45,11 @@ __all__ = [
     "write_synthetic_video",
 ]
 
-_SYNTHETIC_EXPORTS = ("generate_synthetic_coco", "generate_synthetic_ytvis", "write_synthetic_video")
+_SYNTHETIC_EXPORTS = (
+    "generate_synthetic_coco",
+    "generate_synthetic_ytvis",
+    "write_synthetic_video",
+)
 
 
 def __getattr__(name):
