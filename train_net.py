@@ -14,7 +14,7 @@ import os
 import sys
 
 import sgnet  # noqa: F401  (registers SG-Net, its datasets and config keys)
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
@@ -23,7 +23,7 @@ from detectron2.utils.logger import setup_logger
 from sgnet.checkpoint import build_checkpointer
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
-from sgnet.data import YTVISPairDatasetMapper, YTVISVideoTestMapper, build_ytvis_train_sampler, get_ytvis_dataset_dicts
+from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
 
@@ -58,12 +58,8 @@ class Trainer(default_trainer()):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        mapper = YTVISPairDatasetMapper(cfg, is_train=True)
-        dataset = get_ytvis_dataset_dicts(cfg.DATASETS.TRAIN)
-        # Draws per frame or per video (DATALOADER.SAMPLING_UNIT), not detectron2's per image.
-        return build_detection_train_loader(
-            cfg, mapper=mapper, dataset=dataset, sampler=build_ytvis_train_sampler(cfg, dataset)
-        )
+        # Frame pairs of video datasets, or pseudo clip pairs of image datasets (coco_* splits).
+        return build_sgnet_train_loader(cfg)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

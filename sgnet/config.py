@@ -33,6 +33,16 @@ def _add_input_config(cfg):
     # Training pairs: the reference frame is drawn from frames within this many frames of the key
     # frame; 0 means any other frame of the video (release behaviour).
     cfg.INPUT.SAMPLING_FRAME_RANGE = 0
+    # Image datasets (the coco_* splits) train on pseudo clip pairs
+    # (sgnet.data.COCOPseudoPairMapper): after INPUT's resize and flip, shared by both frames,
+    # each frame shows its own crop of the image resized back to the image's size, the pseudo
+    # motion. The crop is 1 / zoom of the image's height and width, zoom drawn uniformly in SCALE
+    # (>= 1: the crop stays inside the image), and its centre moves from the image's centre by up
+    # to MAX_TRANSLATION of the image's size along each axis (uniformly, as far as the crop stays
+    # inside). Objects the crop leaves out are absent from that frame. Defaults chosen, not tuned.
+    cfg.INPUT.PSEUDO_PAIR = CN()
+    cfg.INPUT.PSEUDO_PAIR.SCALE = (1.0, 1.3)
+    cfg.INPUT.PSEUDO_PAIR.MAX_TRANSLATION = 0.1
 
 
 def _add_dataloader_config(cfg):

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pycocotools.mask as mask_util
+import torch
+from detectron2.structures import BitMasks, Boxes
 
 CATEGORIES = [
     {"id": 3, "name": "cat", "supercategory": "animal"},
@@ -29,6 +31,26 @@ CATEGORIES = [
     {"id": 11, "name": "fish", "supercategory": "animal"},
 ]
 BACKGROUND = (90, 90, 90)
+COLOR_TOLERANCE = 40  # JPEG and resizing blur flat colours a little
+
+
+def mask_extent(mask: torch.Tensor):
+    """Tight XYXY box (exclusive ends) of a non-empty (H, W) bool mask."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+
+
+def assert_instances_match_image(image, instances, colors):
+    """Each mask covers its object's colour (``colors``: id -> BGR) in the (C, H, W) image, and
+    its box is the mask's extent."""
+    assert isinstance(instances.gt_boxes, Boxes) and isinstance(instances.gt_masks, BitMasks)
+    assert instances.gt_masks.tensor.shape[1:] == image.shape[1:]
+    for box, mask, track_id in zip(
+        instances.gt_boxes.tensor, instances.gt_masks.tensor, instances.gt_ids
+    ):
+        assert box.tolist() == mask_extent(mask)
+        pixels = image[:, mask].float().mean(dim=1)  # (C,) mean BGR under the mask
+        assert (pixels - torch.tensor(colors[track_id.item()])).abs().max() < COLOR_TOLERANCE
 
 
 def encode_uncompressed_rle(mask: np.ndarray) -> dict:

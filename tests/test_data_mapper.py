@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sgnet
-from data_fixtures import write_tiny_ytvis
+from data_fixtures import assert_instances_match_image, write_tiny_ytvis
 from detectron2.config import get_cfg
 from detectron2.data import (
     DatasetCatalog,
@@ -17,7 +17,6 @@ from detectron2.data import (
     build_detection_train_loader,
 )
 from detectron2.data import transforms as T
-from detectron2.structures import BitMasks, Boxes
 from sgnet.data import (
     VideoReadError,
     YTVISPairDatasetMapper,
@@ -27,7 +26,6 @@ from sgnet.data import (
     register_ytvis_instances,
 )
 
-COLOR_TOLERANCE = 40  # JPEG and resizing blur flat colours a little
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +70,6 @@ def pair_mapper(flip_probability, scale_short_edge=96, frame_range=0):
         image_format="BGR",
         sampling_frame_range=frame_range,
     )
-
-
-def mask_extent(mask: torch.Tensor):
-    """Tight XYXY box (exclusive ends) of a non-empty (H, W) bool mask."""
-    ys, xs = torch.nonzero(mask, as_tuple=True)
-    return [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
-
-
-def assert_instances_match_image(image, instances, colors):
-    """Each mask covers its object's colour in the image, and its box is the mask's extent."""
-    assert isinstance(instances.gt_boxes, Boxes) and isinstance(instances.gt_masks, BitMasks)
-    assert instances.gt_masks.tensor.shape[1:] == image.shape[1:]
-    for box, mask, track_id in zip(
-        instances.gt_boxes.tensor, instances.gt_masks.tensor, instances.gt_ids
-    ):
-        assert box.tolist() == mask_extent(mask)
-        pixels = image[:, mask].float().mean(dim=1)  # (C,) mean BGR under the mask
-        assert (pixels - torch.tensor(colors[track_id.item()])).abs().max() < COLOR_TOLERANCE
 
 
 def test_pair_has_the_documented_fields_and_types(videos, tiny):

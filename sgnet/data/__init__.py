@@ -1,39 +1,55 @@
-"""Datasets (YouTube-VIS format), the training sampler, training/test mappers, video reading, the
-synthetic dataset.
+"""Datasets (YouTube-VIS format; COCO mapped onto video classes), the training sampler and loader,
+training/test mappers (video pairs, pseudo pairs from images), video reading, the synthetic
+datasets.
 
 Importing it registers the builtin datasets (see :mod:`sgnet.data.datasets.builtin`).
 """
 
+from .build import build_sgnet_train_loader
 from .dataset_mapper import YTVISPairDatasetMapper, YTVISVideoTestMapper
 from .datasets import (
     get_ytvis_dataset_dicts,
+    is_image_dataset,
+    load_coco_json_mapped,
     load_ytvis_json,
     mask_to_uncompressed_rle,
+    register_coco_mapped_instances,
     register_ytvis_instances,
     segmentation_to_mask,
 )
 from .datasets.builtin import SYNTHETIC_CLASSES
+from .pseudo_pairs import COCOPseudoPairMapper
 from .samplers import RepeatCountTrainingSampler, build_ytvis_train_sampler
 from .video import VideoFrameReader, VideoReadError
 
 __all__ = [
+    "COCOPseudoPairMapper",
     "RepeatCountTrainingSampler",
     "SYNTHETIC_CLASSES",
     "VideoFrameReader",
     "VideoReadError",
     "YTVISPairDatasetMapper",
     "YTVISVideoTestMapper",
+    "build_sgnet_train_loader",
     "build_ytvis_train_sampler",
+    "generate_synthetic_coco",
     "generate_synthetic_ytvis",
     "get_ytvis_dataset_dicts",
+    "is_image_dataset",
+    "load_coco_json_mapped",
     "load_ytvis_json",
     "mask_to_uncompressed_rle",
+    "register_coco_mapped_instances",
     "register_ytvis_instances",
     "segmentation_to_mask",
     "write_synthetic_video",
 ]
 
-_SYNTHETIC_EXPORTS = ("generate_synthetic_ytvis", "write_synthetic_video")
+_SYNTHETIC_EXPORTS = (
+    "generate_synthetic_coco",
+    "generate_synthetic_ytvis",
+    "write_synthetic_video",
+)
 
 
 def __getattr__(name):

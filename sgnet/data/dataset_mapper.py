@@ -18,25 +18,35 @@ __all__ = [
     "YTVISPairDatasetMapper",
     "YTVISVideoTestMapper",
     "frame_objects_to_instances",
+    "image_to_tensor",
+    "read_sized_image",
     "read_video_frame",
 ]
 
 logger = logging.getLogger(__name__)
 
 
+def read_sized_image(path: str, expected_size: tuple, image_format: str, where: str) -> np.ndarray:
+    """The image file ``path`` as an (H, W, C) uint8 array, checked to be ``expected_size``
+    (H, W), the size its annotation file gives. Errors name ``where`` and the path."""
+    image = read_frame_image(path, image_format, where=where)
+    if image.shape[:2] != tuple(expected_size):
+        raise ValueError(
+            f"{where} ({path}) is {image.shape[0]}x{image.shape[1]} but the annotation file "
+            f"says {expected_size[0]}x{expected_size[1]} (height x width)"
+        )
+    return image
+
+
 def read_video_frame(video_dict: dict, frame_index: int, image_format: str) -> np.ndarray:
     """Frame ``frame_index`` of a video dict as an (H, W, C) uint8 array, checked against the
     video's size from the annotation file."""
-    path = video_dict["file_names"][frame_index]
-    where = f"video {video_dict['video_id']} frame {frame_index}"
-    image = read_frame_image(path, image_format, where=where)
-    expected = (video_dict["height"], video_dict["width"])
-    if image.shape[:2] != expected:
-        raise ValueError(
-            f"{where} ({path}) is {image.shape[0]}x{image.shape[1]} but the annotation file "
-            f"says {expected[0]}x{expected[1]} (height x width)"
-        )
-    return image
+    return read_sized_image(
+        video_dict["file_names"][frame_index],
+        (video_dict["height"], video_dict["width"]),
+        image_format,
+        where=f"video {video_dict['video_id']} frame {frame_index}",
+    )
 
 
 def augment_frames(

@@ -6,19 +6,28 @@
     datasets/ytvis_2022/valid.json          + valid/JPEGImages/...
     datasets/ovis/annotations/annotations_{train,valid}.json + {train,valid}/<video>/<frame>.jpg
     datasets/sgnet_toy/{train,valid}.json   + ...   (generated on first use)
+    datasets/coco/annotations/instances_train2017.json + coco/train2017/<image>.jpg  (detectron2's)
 
-Registration touches no file. The category lists are metadata defaults; the categories of the
-json win when a split is loaded.
+The COCO 2017 train images are registered three times, as ``coco_ytvis_2019_train``,
+``coco_ytvis_2021_train`` and ``coco_ovis_train``: image datasets whose categories are mapped onto
+the video dataset's classes by :mod:`.coco_mapping`, made into pseudo clip pairs for training.
+
+Registration touches no file. The category lists are metadata defaults; the categories of a video
+split's json win when it is loaded (a COCO split keeps its target's classes).
 """
 
 import functools
 import os
 
+from .coco import load_coco_json_mapped, register_coco_mapped_instances
+from .coco_mapping import COCO_MAPPINGS
 from .ytvis import load_ytvis_json, register_ytvis_instances, thing_colors_for
 
 __all__ = [
     "register_all_ytvis",
+    "register_all_coco_mapped",
     "register_sgnet_toy",
+    "datasets_root",
     "builtin_metadata",
     "toy_dataset_paths",
     "SYNTHETIC_CLASSES",
@@ -65,6 +74,14 @@ _BUILTIN_SPLITS = {
     "ovis_val": ("ovis/annotations/annotations_valid.json", "ovis/valid"),
 }
 _TOY_SPLITS = {"sgnet_toy_train": "train", "sgnet_toy_val": "val"}
+# COCO 2017 train (json file, image root) and the splits mapping it onto a video dataset's classes
+_COCO_TRAIN = ("coco/annotations/instances_train2017.json", "coco/train2017")
+_COCO_DOWNLOAD_PAGE = "https://cocodataset.org/#download"
+_COCO_MAPPED_SPLITS = {
+    "coco_ytvis_2019_train": "ytvis_2019",
+    "coco_ytvis_2021_train": "ytvis_2021",
+    "coco_ovis_train": "ovis",
+}
 
 
 def builtin_metadata(classes) -> dict:
@@ -80,16 +97,26 @@ def _dataset_of(split_name: str) -> str:
     return split_name.rsplit("_", 1)[0]  # "ytvis_2019_train" -> "ytvis_2019"
 
 
-def _load_downloaded_split(name, json_file, image_root):
+def _check_downloaded(name, download_page, json_file, image_root):
     for path in (json_file, image_root):
         if not os.path.exists(path):
-            download_page = _DATASETS[_dataset_of(name)][1]
             raise FileNotFoundError(
                 f"Dataset '{name}' expects {path}, which does not exist. Download the data from "
                 f"{download_page} and place it under $DETECTRON2_DATASETS (default ./datasets): "
-                f"annotations at {json_file}, frames in {image_root}."
+                f"annotations at {json_file}, images in {image_root}."
             )
+
+
+def _load_downloaded_split(name, json_file, image_root):
+    _check_downloaded(name, _DATASETS[_dataset_of(name)][1], json_file, image_root)
     return load_ytvis_json(json_file, image_root, name)
+
+
+def _load_coco_mapped_split(name, target, json_file, image_root):
+    _check_downloaded(name, _COCO_DOWNLOAD_PAGE, json_file, image_root)
+    return load_coco_json_mapped(
+        json_file, image_root, COCO_MAPPINGS[target], _DATASETS[target][0], name
+    )
 
 
 def register_all_ytvis(root: str) -> None:
@@ -102,6 +129,21 @@ def register_all_ytvis(root: str) -> None:
             json_file,
             image_root,
             loader=functools.partial(_load_downloaded_split, name, json_file, image_root),
+        )
+
+
+def register_all_coco_mapped(root: str) -> None:
+    """Register ``coco_ytvis_2019_train``, ``coco_ytvis_2021_train`` and ``coco_ovis_train``: COCO
+    2017 train under ``root`` with the target dataset's classes and metadata."""
+    json_file, image_root = (os.path.join(root, path) for path in _COCO_TRAIN)
+    for name, target in _COCO_MAPPED_SPLITS.items():
+        register_coco_mapped_instances(
+            name,
+            builtin_metadata(_DATASETS[target][0]),
+            COCO_MAPPINGS[target],
+            json_file,
+            image_root,
+            loader=functools.partial(_load_coco_mapped_split, name, target, json_file, image_root),
         )
 
 
@@ -141,6 +183,12 @@ def register_sgnet_toy(root: str) -> None:
         )
 
 
-_root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+def datasets_root() -> str:
+    """Where the builtin datasets are read: ``$DETECTRON2_DATASETS``, default ``./datasets``."""
+    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+
+
+_root = datasets_root()
 register_all_ytvis(_root)
+register_all_coco_mapped(_root)
 register_sgnet_toy(_root)
