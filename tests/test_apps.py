@@ -180,7 +180,7 @@ def test_gpu_check_counts_the_steps_the_grad_scaler_skipped(gpu_check):
     with EventStorage() as storage:
         storage.put_scalar("total_loss", 1.0)
         with pytest.raises(RuntimeError, match="skipped all 2 steps"):
-            gpu_check.amp_steps_summary(None, storage, recorder)
+            gpu_check.amp_steps_summary(SimpleNamespace(precision=torch.float16), storage, recorder)
 
 
 @pytest.fixture(scope="module")
