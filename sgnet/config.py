@@ -51,6 +51,13 @@ def _add_dataloader_config(cfg):
     # key frame uniformly among them) or "video" (every video equally often, whatever its length).
     # See sgnet.data.build_ytvis_train_sampler; DATALOADER.SAMPLER_TRAIN must stay the default.
     cfg.DATALOADER.SAMPLING_UNIT = "frame"
+    # Joint training: one positive number per DATASETS.TRAIN entry, the relative share of training
+    # samples drawn from it (normalised to sum to 1), e.g. [3.0, 1.0] for ("ytvis_2019_train",
+    # "coco_ytvis_2019_train"). Empty (default): DATASETS.TRAIN is all video or all image
+    # datasets, drawn as one dataset. Set, video and image datasets may be mixed, in one batch;
+    # within a video dataset draws follow SAMPLING_UNIT, within an image dataset images are
+    # uniform. See sgnet.data.MixedDatasetTrainingSampler.
+    cfg.DATALOADER.DATASET_RATIOS = []
 
 
 def _add_solver_config(cfg):

@@ -5,7 +5,7 @@ datasets.
 Importing it registers the builtin datasets (see :mod:`sgnet.data.datasets.builtin`).
 """
 
-from .build import build_sgnet_train_loader
+from .build import build_joint_train_loader, build_sgnet_train_loader
 from .dataset_mapper import YTVISPairDatasetMapper, YTVISVideoTestMapper
 from .datasets import (
     get_ytvis_dataset_dicts,
@@ -18,18 +18,26 @@ from .datasets import (
     segmentation_to_mask,
 )
 from .datasets.builtin import SYNTHETIC_CLASSES
+from .joint import JointPairMapper
 from .pseudo_pairs import COCOPseudoPairMapper
-from .samplers import RepeatCountTrainingSampler, build_ytvis_train_sampler
+from .samplers import (
+    MixedDatasetTrainingSampler,
+    RepeatCountTrainingSampler,
+    build_ytvis_train_sampler,
+)
 from .video import VideoFrameReader, VideoReadError
 
 __all__ = [
     "COCOPseudoPairMapper",
+    "JointPairMapper",
+    "MixedDatasetTrainingSampler",
     "RepeatCountTrainingSampler",
     "SYNTHETIC_CLASSES",
     "VideoFrameReader",
     "VideoReadError",
     "YTVISPairDatasetMapper",
     "YTVISVideoTestMapper",
+    "build_joint_train_loader",
     "build_sgnet_train_loader",
     "build_ytvis_train_sampler",
     "generate_synthetic_coco",
