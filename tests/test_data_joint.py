@@ -205,3 +205,27 @@ def test_mixed_batch_holds_both_kinds_and_trains(joint_datasets):
         losses = model(mixed_batches[0])
     assert {"loss_fcos_cls", "loss_mask", "loss_track"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Joint configs
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("target", ["ytvis_2019", "ytvis_2021", "ovis"])
+def test_joint_configs_pair_each_video_split_with_its_coco_split(target):
+    """Each joint config is its video-only 1x with the COCO split mapped onto the same classes
+    added at one share of two; nothing else differs."""
+    from model_fixtures import REPO_CONFIGS
+    from sgnet.config import load_config
+
+    joint = load_config(str(REPO_CONFIGS / target / "sgnet_R50_FPN_coco_joint_1x.yaml"))
+    video_only = load_config(str(REPO_CONFIGS / target / "sgnet_R50_FPN_1x.yaml"))
+    assert joint.DATASETS.TRAIN == (f"{target}_train", f"coco_{target}_train")
+    assert joint.DATALOADER.DATASET_RATIOS == [1.0, 1.0]
+    assert MetadataCatalog.get(f"coco_{target}_train").thing_classes == MetadataCatalog.get(f"{target}_train").thing_classes
+    assert len(MetadataCatalog.get(f"{target}_train").thing_classes) == joint.MODEL.SGNET.NUM_CLASSES
+    for cfg in (joint, video_only):
+        cfg.defrost()
+        cfg.DATASETS.TRAIN = ()
+        cfg.DATALOADER.DATASET_RATIOS = []
+        cfg.OUTPUT_DIR = ""
+    assert joint == video_only
