@@ -183,6 +183,36 @@ def test_gpu_check_counts_the_steps_the_grad_scaler_skipped(gpu_check):
             gpu_check.amp_steps_summary(SimpleNamespace(precision=torch.float16), storage, recorder)
 
 
+def test_train_net_trains_the_r50_joint_config_on_videos_and_coco_images(tmp_path):
+    """configs/ytvis_2019/sgnet_R50_FPN_coco_joint_1x.yaml as a user runs it, on the builtin
+    splits read from $DETECTRON2_DATASETS: a YouTube-VIS-layout folder (synthetic videos whose
+    categories are YouTube-VIS 2019's) and a COCO-layout folder (synthetic images)."""
+    from sgnet.data.datasets.builtin import YTVIS_2019_CLASSES
+    from sgnet.data.synthetic import generate_synthetic_coco
+
+    root = tmp_path / "datasets"
+    videos = generate_synthetic_ytvis(tmp_path / "videos", num_train_videos=3, num_val_videos=1, num_frames=4, height=96, width=160)
+    content = json.loads(Path(videos["train_json"]).read_text())
+    content["categories"] = [{"id": i + 1, "name": name} for i, name in enumerate(YTVIS_2019_CLASSES)]
+    (root / "ytvis_2019" / "train").mkdir(parents=True)
+    (root / "ytvis_2019" / "train.json").write_text(json.dumps(content))
+    (root / "ytvis_2019" / "train" / "JPEGImages").symlink_to(videos["train_root"])
+    generate_synthetic_coco(str(root / "coco"), num_images=6, height=96, width=160)
+    output = tmp_path / "output"
+    config = REPO / "configs" / "ytvis_2019" / "sgnet_R50_FPN_coco_joint_1x.yaml"
+    run(
+        ["train_net.py", "--config-file", config, *FAST, "MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu",
+         "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "OUTPUT_DIR", output],
+        dict(os.environ, DETECTRON2_DATASETS=str(root)),
+    )  # fmt: skip
+    records = [r for r in metrics_records(output) if "total_loss" in r]
+    assert records and records[-1]["iteration"] == 2  # all 3 iterations ran (metrics written at the end)
+    for record in records:
+        losses = [record[k] for k in ("loss_fcos_cls", "loss_fcos_loc", "loss_fcos_ctr", "loss_mask", "loss_track")]
+        assert all(np.isfinite(losses)), record
+    assert (output / "model_final.pth").exists()
+
+
 @pytest.fixture(scope="module")
 def demo_module():
     return load_script("demo/demo.py", "sgnet_demo")
