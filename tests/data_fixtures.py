@@ -14,6 +14,7 @@ colour of their own (``TinyYTVIS.colors``) over a grey background, so a test can
 object is in an image.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BitMasks, Boxes
 
 CATEGORIES = [
@@ -32,6 +34,25 @@ CATEGORIES = [
 ]
 BACKGROUND = (90, 90, 90)
 COLOR_TOLERANCE = 40  # JPEG and resizing blur flat colours a little
+
+
+@contextlib.contextmanager
+def reregistered(names):
+    """Unregisters the datasets ``names`` for the block (which registers them again, e.g. under
+    another $DETECTRON2_DATASETS) and restores their original registration afterwards."""
+    saved = {name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in names}
+    for name in names:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    try:
+        yield
+    finally:
+        for name, (loader, metadata) in saved.items():
+            if name in DatasetCatalog.list():
+                DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+            DatasetCatalog.register(name, loader)
+            MetadataCatalog.get(name).set(**{k: v for k, v in metadata.items() if k != "name"})
 
 
 def mask_extent(mask: torch.Tensor):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sgnet
-from data_fixtures import BACKGROUND, COLOR_TOLERANCE, assert_instances_match_image
+from data_fixtures import BACKGROUND, COLOR_TOLERANCE, assert_instances_match_image, reregistered
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import transforms as T
@@ -173,23 +173,16 @@ def _objects_by_image(records) -> dict:
 def coco_splits_under(monkeypatch):
     """Registers the coco_* splits again as ``import sgnet`` does, under a $DETECTRON2_DATASETS
     the test sets; the original registration is restored afterwards."""
-    saved = {
-        name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in COCO_SPLITS
-    }
 
     def register(root):
         monkeypatch.setenv("DETECTRON2_DATASETS", str(root))
-        for name in COCO_SPLITS:
+        for name in set(COCO_SPLITS) & set(DatasetCatalog.list()):  # a second root replaces the first
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
         builtin.register_all_coco_mapped(builtin.datasets_root())
 
-    yield register
-    for name, (loader, metadata) in saved.items():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        DatasetCatalog.register(name, loader)
-        MetadataCatalog.get(name).set(**{k: v for k, v in metadata.items() if k != "name"})
+    with reregistered(COCO_SPLITS):
+        yield register
 
 
 @pytest.mark.parametrize("split", COCO_SPLITS)

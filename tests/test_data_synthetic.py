@@ -14,6 +14,8 @@ from sgnet.data import synthetic
 from sgnet.data.datasets.builtin import register_sgnet_toy
 from sgnet.data.synthetic import generate_synthetic_ytvis, write_synthetic_video
 
+from data_fixtures import reregistered
+
 TOY_SPLITS = ("sgnet_toy_train", "sgnet_toy_val")
 SMALL = dict(num_train_videos=10, num_val_videos=3, num_frames=8, height=96, width=160)
 
@@ -220,20 +222,10 @@ def test_toy_dataset_of_another_version_is_reported(tmp_path, tiny_generator, ve
 def toy_splits_under(tmp_path):
     """The builtin sgnet_toy_* splits registered again under a temporary datasets root, as
     ``import sgnet`` does with $DETECTRON2_DATASETS; the original registration is restored."""
-    saved = {
-        name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in TOY_SPLITS
-    }
-    for name in TOY_SPLITS:
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
     root = tmp_path / "datasets"
-    register_sgnet_toy(str(root))
-    yield root
-    for name, (loader, metadata) in saved.items():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        DatasetCatalog.register(name, loader)
-        MetadataCatalog.get(name).set(**{k: v for k, v in metadata.items() if k != "name"})
+    with reregistered(TOY_SPLITS):
+        register_sgnet_toy(str(root))
+        yield root
 
 
 def test_toy_splits_are_generated_on_first_load_only(toy_splits_under, caplog):

@@ -625,28 +625,15 @@ def main(argv=None) -> None:
         "instances_train2017.json, OUT_DIR/train2017/), e.g. into $DETECTRON2_DATASETS/coco",
     )
     args = parser.parse_args(argv)
+    size = {"height": args.height, "width": args.width, "seed": args.seed}
     if args.coco_images:
-        paths = generate_synthetic_coco(
-            args.out_dir,
-            num_images=args.coco_images,
-            height=args.height,
-            width=args.width,
-            seed=args.seed,
+        paths = generate_synthetic_coco(args.out_dir, num_images=args.coco_images, **size)
+    else:
+        paths = generate_synthetic_ytvis(
+            args.out_dir, num_train_videos=args.train_videos, num_val_videos=args.val_videos, num_frames=args.frames, **size
         )
-        for key, path in paths.items():
-            print(f"{key}: {path}")
-        return
-    paths = generate_synthetic_ytvis(
-        args.out_dir,
-        num_train_videos=args.train_videos,
-        num_val_videos=args.val_videos,
-        num_frames=args.frames,
-        height=args.height,
-        width=args.width,
-        seed=args.seed,
-    )
-    if vars(args) == vars(parser.parse_args([args.out_dir])):
-        _mark_version(args.out_dir)  # the default dataset: usable as $DETECTRON2_DATASETS/sgnet_toy
+        if vars(args) == vars(parser.parse_args([args.out_dir])):
+            _mark_version(args.out_dir)  # the default dataset: usable as $DETECTRON2_DATASETS/sgnet_toy
     for key, path in paths.items():
         print(f"{key}: {path}")
 
