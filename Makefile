@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml tools/install_detectron2.py Makefile
 	$(PY) -m pip install --quiet uv
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(UV) pip install --python $(PY) $(TORCH_SPEC)
 	$(PY) tools/install_detectron2.py --installer "$(UV) pip install --python $(PY)"
-	$(UV) pip install --python $(PY) -e ".[test]"
+	$(UV) pip install --python $(PY) -e ".[test,deploy]"
 	$(PY) -c "import sgnet, torchvision.ops; print('sgnet environment ready:', sgnet.environment_summary())"
 	touch $(STAMP)
 

@@ -4,6 +4,9 @@
     python demo/demo.py --config-file configs/toy/sgnet_R18_toy.yaml --video-input in.mp4 \
         --output out.mp4 --opts MODEL.WEIGHTS output/toy/sgnet_R18_toy/model_final.pth
 
+``--onnx OUTPUT/model.onnx`` runs the frame step in ONNX Runtime instead of PyTorch (a file from
+``tools/export_model.py`` with the same config, which still sets classes and test sizes).
+
 Frames are read, tracked, drawn and written one at a time (memory stays flat in the video's
 length). The output is an H.264 mp4 (plays in browsers and common players) or, when ``--output``
 is a folder, one PNG per frame. Exit status: 0 on success, 2 on bad input or output.
@@ -47,6 +50,7 @@ def get_parser():
     source.add_argument("--video-input", help="a video file")
     source.add_argument("--input", help="a folder of frames, or a glob pattern of frame files")
     parser.add_argument("--output", required=True, help="output video file (.mp4) or folder for PNG frames")
+    parser.add_argument("--onnx", metavar="FILE", help="run the frame step in ONNX Runtime from this exported model")
     parser.add_argument("--confidence-threshold", type=float, default=0.3, help="minimum score of drawn instances")
     parser.add_argument("--strip", help="also save a PNG strip of --strip-frames evenly spaced output frames here")
     parser.add_argument("--strip-frames", type=int, default=4)
@@ -129,6 +133,16 @@ class FrameSink:
             shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def onnx_model(path: str, cfg):
+    """The exported frame step in ONNX Runtime (it says so if the deploy extra is missing)."""
+    from sgnet.deploy import DeployError, ONNXRuntimeSGNet
+
+    try:
+        return ONNXRuntimeSGNet(path, cfg)
+    except DeployError as e:
+        raise DemoError(str(e)) from e
+
+
 def run(args) -> dict:
     cfg = load_config(args.config_file, args.opts)
     source = args.video_input or args.input
@@ -137,7 +151,7 @@ def run(args) -> dict:
     except (OSError, RuntimeError, ValueError) as e:
         raise DemoError(str(e)) from e
     metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__unused")
-    predictor = VideoPredictor(cfg)
+    predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
     strip_indices = set()
     if args.strip and reader.num_frames:

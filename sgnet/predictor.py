@@ -17,13 +17,18 @@ class VideoPredictor:
 
     Frames are resized like the test loader does (``INPUT.MIN_SIZE_TEST`` /
     ``INPUT.MAX_SIZE_TEST``); outputs are at the frame's own resolution.
+
+    ``model``: track with this frame model instead (anything with SG-Net's ``inference_frame``,
+    e.g. :class:`sgnet.deploy.ONNXRuntimeSGNet`); the config then only sets the frames' resize.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, model=None):
         self.cfg = cfg.clone()
-        self.model = build_model(self.cfg).eval()
-        if cfg.MODEL.WEIGHTS:
-            build_checkpointer(cfg, self.model).load(cfg.MODEL.WEIGHTS)
+        if model is None:
+            model = build_model(self.cfg).eval()
+            if cfg.MODEL.WEIGHTS:
+                build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS)
+        self.model = model
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 

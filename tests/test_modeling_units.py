@@ -197,14 +197,16 @@ def test_degenerate_box_covers_no_pixel():
 
 def test_sparse_coefficients_equal_the_dense_conv():
     torch.manual_seed(0)
-    features = torch.randn(2, 5, 7, 9)
+    features = [torch.randn(2, 5, 7, 9), torch.randn(2, 5, 4, 5)]
     weight, bias = torch.randn(6, 5, 3, 3), torch.randn(6)
-    dense = F.conv2d(features, weight, bias, padding=1)
-    batch_idx = torch.tensor([0, 1, 1, 0, 1])
-    ys = torch.tensor([0, 6, 3, 6, 0])
-    xs = torch.tensor([0, 8, 4, 0, 8])  # corners and borders use the zero padding
-    sparse = gather_conv3x3(features, weight, bias, batch_idx, ys, xs)
-    assert torch.allclose(sparse, dense[batch_idx, :, ys, xs], atol=1e-5)
+    dense = [F.conv2d(f, weight, bias, padding=1) for f in features]
+    batch_idx = torch.tensor([0, 1, 1, 0, 1, 0, 1])
+    level = torch.tensor([0, 0, 0, 0, 0, 1, 1])
+    ys = torch.tensor([0, 6, 3, 6, 0, 3, 1])
+    xs = torch.tensor([0, 8, 4, 0, 8, 4, 0])  # corners and borders use the zero padding
+    sparse = gather_conv3x3(features, weight, bias, batch_idx, level, ys, xs)
+    expected = torch.stack([dense[l][b, :, y, x] for b, l, y, x in zip(batch_idx, level, ys, xs)])
+    assert torch.allclose(sparse, expected, atol=1e-5)
 
 
 def test_centre_embedding_lookup_reads_the_dense_map_at_floor_centre_over_stride():
@@ -345,36 +347,48 @@ def test_inference_masks_equal_the_straightforward_computation(output_size, test
     reference = straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size)
     # Pixels within float rounding of the threshold may go either way.
     decided = (reference - 0.5).abs() > 1e-5
-    for chunk_size in (1, 3, 1000):
-        masks = head.output_masks(coarse_bases, boxes, coefficients, granularity, valid_size, output_size, 0.5, chunk_size)
+    chunked = [
+        head.output_masks(coarse_bases, boxes, coefficients, granularity, valid_size, output_size, 0.5, chunk_size)
+        for chunk_size in (1, 3, 1000)
+    ]
+    # The exported formulation (whole map per instance), with sizes as tensors as when traced.
+    dense = head.dense_output_masks(
+        coarse_bases, boxes, coefficients, granularity, torch.tensor(valid_size), torch.tensor(output_size), 0.5
+    )
+    for masks in chunked + [dense]:
         assert masks.shape == (len(boxes), *output_size) and masks.dtype == torch.bool
         assert torch.equal(masks[decided], (reference > 0.5)[decided])
+    masks = chunked[-1]
     assert masks[1:4].flatten(1).any(dim=1).all() and not masks[4:6].any()
     # Cells differ: within box 2, both masked and unmasked pixels.
     assert 0.1 < masks[2].float().mean() < 0.9
-    none = head.output_masks(coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, 0.5)
-    assert none.shape == (0, *output_size)
+    for assemble in (head.output_masks, head.dense_output_masks):
+        none = assemble(coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, 0.5)
+        assert none.shape == (0, *output_size)
 
 
-def test_frame_masks_equal_the_straightforward_computation(model, monkeypatch):
+@pytest.mark.parametrize("dense", [False, True])
+def test_frame_masks_equal_the_straightforward_computation(monkeypatch, dense):
     """``SGNet._masks`` wiring (basis stride, valid part of the padded map, coarse bases of the
     frame): a frame's masks equal bases assembled at every box pixel and the valid part resized
-    to the frame's size, with an input that is padded and resized."""
-    # Boxes of 4 strides, so that masks cover pixels (restored after: the model is shared).
-    monkeypatch.setattr(model.head.box_pred, "bias", torch.nn.Parameter(torch.full((4,), 2.0)))
-    monkeypatch.setattr(model, "test_score_thresh", 0.0)
-    monkeypatch.setattr(model, "test_nms_thresh", 1.0)
-    monkeypatch.setattr(model, "max_detections_per_image", 6)
+    to the frame's size, with an input that is padded and resized; in both formulations
+    (``dense``: the exported one, through ``frame_step``)."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg()).eval()
+    # Boxes of 4 strides, so that masks cover pixels.
+    torch.nn.init.constant_(model.head.box_pred.bias, 2.0)
+    model.test_score_thresh, model.test_nms_thresh, model.max_detections_per_image = 0.0, 1.0, 6
     calls = []
     masks_of = model._masks
     monkeypatch.setattr(model, "_masks", lambda *args: calls.append(args) or masks_of(*args))
     torch.manual_seed(0)
     image = torch.randint(0, 255, (3, 90, 125), dtype=torch.uint8)  # padded to 96 x 128
     with torch.no_grad():
-        masks = model.detect_frame(image, (117, 163)).pred_masks
-        predictions, detections, image_idx, input_size, output_size = calls[0]
+        masks = model.frame_step(image, (117, 163), dense_masks=dense).masks
+        predictions, detections, image_idx, input_size, output_size, dense_masks = calls[0]
+        assert dense_masks == dense
         coarse_bases = model.mask_head.coarse_bases([predictions["box_features"][i] for i in model.basis_levels])
-        coefficients = model._coefficients(
+        coefficients = model.mask_head.coefficients(
             predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
         )
         boxes = detections.boxes / model.basis_stride

@@ -190,7 +190,7 @@ def stage_clock(model, device: str):
     stages = {
         "backbone+FPN": [(model.backbone, "forward")],
         "heads": [(model.head, "forward"), (model.track_head, "forward"), (model.track_head, "embeddings_at"),
-                  (model, "_coefficients"), (model.mask_head, "coarse_bases")],
+                  (model.mask_head, "coefficients"), (model.mask_head, "coarse_bases")],
         "mask assembly": [(model.mask_head, "output_masks")],
         "post-processing": [(meta_arch, "select_detections")],
         "tracking": [(model.tracker, "update")],

@@ -108,27 +108,34 @@ def sampled_deform_conv3x3(features: Tensor, offsets: Tensor, weight: Tensor, bi
     return output.view(batch, -1, height, width)
 
 
-def gather_conv3x3(features: Tensor, weight: Tensor, bias, batch_idx: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-    """A 3x3, padding-1 convolution evaluated only at the given locations.
+def gather_conv3x3(
+    features: List[Tensor], weight: Tensor, bias, batch_idx: Tensor, level: Tensor, ys: Tensor, xs: Tensor
+) -> Tensor:
+    """A 3x3, padding-1 convolution shared by several maps, evaluated only at given locations.
 
-    Equal to ``F.conv2d(features, weight, bias, padding=1)[batch_idx, :, ys, xs]`` (the conv is
-    linear, so its value at a location only needs that location's 3x3 neighbourhood) at a
-    fraction of the cost when few locations are needed (training positives, kept detections).
+    Equal to ``F.conv2d(features[l], weight, bias, padding=1)[b, :, y, x]`` at each location
+    (b, l, y, x) (the conv is linear, so its value at a location only needs that location's 3x3
+    neighbourhood) at a fraction of the cost when few locations are needed (training positives,
+    kept detections). Every location's neighbourhood is read from every map (clamped inside it)
+    and the right one chosen: cheap next to the product, and traceable (no boolean indexing).
 
     Args:
-        features: (N, C, H, W).
+        features: L maps (N, C, H_l, W_l).
         weight: (O, C, 3, 3); bias: (O,) or None.
-        batch_idx, ys, xs: (P,) int64 location indices.
+        batch_idx, level, ys, xs: (P,) int64 location indices.
     Returns:
         (P, O).
     """
-    padded = F.pad(features, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # (N, H+2, W+2, C)
-    taps = torch.arange(3, device=features.device)
-    neighbourhoods = padded[
-        batch_idx[:, None, None], ys[:, None, None] + taps[None, :, None], xs[:, None, None] + taps
-    ]  # (P, 3, 3, C)
+    taps = torch.arange(3, device=weight.device)
+    neighbourhoods = None
+    for index, level_features in enumerate(features):
+        padded = F.pad(level_features, (1, 1, 1, 1)).permute(0, 2, 3, 1)  # (N, H+2, W+2, C)
+        rows = ys.clamp(max=level_features.shape[-2] - 1)[:, None, None] + taps[None, :, None]
+        cols = xs.clamp(max=level_features.shape[-1] - 1)[:, None, None] + taps
+        at_level = padded[batch_idx[:, None, None], rows, cols].flatten(1)  # (P, 3*3*C)
+        neighbourhoods = at_level if index == 0 else torch.where((level == index)[:, None], at_level, neighbourhoods)
     flat_weight = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # (O, 3*3*C)
-    return F.linear(neighbourhoods.reshape(len(batch_idx), flat_weight.shape[1]), flat_weight, bias)
+    return F.linear(neighbourhoods, flat_weight, bias)
 
 
 def upsample_concat(features: List[Tensor]) -> Tensor:

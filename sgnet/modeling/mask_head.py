@@ -88,6 +88,12 @@ def box_pixels(boxes: Tensor, granularity: Tensor, map_size) -> BoxPixels:
     return BoxPixels(instance, ys, xs, cells)
 
 
+def interpolate_taps(first: Tensor, second: Tensor, weight: Tensor) -> Tensor:
+    """Linear interpolation between two taps, ``first * (1 - weight) + second * weight``
+    (``torch.lerp`` has no ONNX export)."""
+    return first * (1 - weight) + second * weight
+
+
 class SpatialGranularityMaskHead(nn.Module):
     """Basis maps from the regression towers of P3-P5; coefficients from the aligned features.
 
@@ -168,19 +174,31 @@ class SpatialGranularityMaskHead(nn.Module):
             self.coarse_bases(box_features), scale_factor=self.basis_upsample, mode="bilinear", align_corners=False
         )
 
-    def coefficients(self, aligned_features: Tensor, batch_idx: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-        """Coefficients of every granularity at P locations of one level: (P, K * sum g^2),
+    def coefficients(self, aligned_features: List[Tensor], batch_idx: Tensor, level: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
+        """Coefficients of every granularity at P FPN locations (image, level, row, column,
+        each (P,)) of the aligned feature maps (per level (N, F, H_l, W_l)): (P, K * sum g^2),
         float32 (under autocast too: they leave the network here)."""
-        return gather_conv3x3(aligned_features, self.coef_weight, self.coef_bias, batch_idx, ys, xs).float()
+        return gather_conv3x3(aligned_features, self.coef_weight, self.coef_bias, batch_idx, level, ys, xs).float()
 
     def select_granularity(self, areas: Tensor, image_idx: Tensor) -> Tensor:
         """g per instance from its box area in basis pixels (paper); or, in the release's
-        per-image mode, from the mean area of the instances of its image. (N,) -> (N,) int64."""
-        if self.granularity_per_image and len(areas):
-            totals = torch.zeros(int(image_idx.max()) + 1, device=areas.device).index_add_(0, image_idx, areas)
-            counts = torch.bincount(image_idx, minlength=len(totals)).clamp(min=1)
-            areas = (totals / counts)[image_idx]
-        return self.granularities[torch.bucketize(areas, self.granularity_areas)]
+        per-image mode, from the mean area of the instances of its image. (N,) -> (N,) int64.
+
+        Traceable (no host-side sizes): the per-image means go through ``unique``'s inverse, and
+        the thresholds are compared directly (``bucketize`` has no ONNX export)."""
+        if self.granularity_per_image:
+            _, image_group = torch.unique(image_idx, return_inverse=True)
+            totals = torch.zeros_like(areas).scatter_add(0, image_group, areas)
+            counts = torch.zeros_like(areas).scatter_add(0, image_group, torch.ones_like(areas))
+            areas = (totals / counts.clamp(min=1))[image_group]
+        # bucketize(areas, thresholds): how many thresholds lie strictly below each area.
+        return self.granularities[(areas[:, None] > self.granularity_areas).sum(dim=1)]
+
+    def first_cells(self, granularity: Tensor) -> Tensor:
+        """(N,) g per instance -> (N,) row of its cell (0, 0) among the K-wide rows of its
+        coefficients (its granularity's group starts there)."""
+        group = (granularity[:, None] > self.granularities).sum(dim=1)  # index of g in the list
+        return self.coef_offsets[group] // self.num_bases
 
     def box_granularity(self, boxes: Tensor, image_idx: Tensor) -> Tensor:
         """(N,) g of N boxes (N, 4) in basis-map pixels, see :meth:`select_granularity`."""
@@ -214,13 +232,12 @@ class SpatialGranularityMaskHead(nn.Module):
         if granularity is None:
             granularity = self.box_granularity(boxes, image_idx)
         pixels = box_pixels(boxes, granularity, bases.shape[-2:])
-        group = torch.bucketize(granularity, self.granularities)  # index of g in the list
         # Coefficients as rows of K: instance n's cell c of granularity group j is row
         # n * rows + offset_j / K + c. Gathering whole rows (index_select) instead of (P, K)
         # element indices keeps large instances cheap.
         rows = coefficients.shape[1] // self.num_bases
         coefficient_rows = coefficients.reshape(-1, self.num_bases)
-        row = pixels.instance * rows + (self.coef_offsets[group] // self.num_bases)[pixels.instance] + pixels.cells
+        row = pixels.instance * rows + self.first_cells(granularity)[pixels.instance] + pixels.cells
         pixel_coefficients = coefficient_rows.index_select(0, row)  # (P, K)
         batch, _, height, width = bases.shape
         basis_rows = bases.permute(0, 2, 3, 1).reshape(batch * height * width, self.num_bases)
@@ -275,8 +292,7 @@ class SpatialGranularityMaskHead(nn.Module):
         # Rows of K coefficients, and a zero row for the cells a smaller g does not have.
         cells_per_instance = coefficients.shape[1] // num_bases
         coefficient_rows = torch.cat([coefficients.reshape(-1, num_bases), coefficients.new_zeros(1, num_bases)])
-        first_cell = self.coef_offsets[torch.bucketize(granularity, self.granularities)] // num_bases
-        first_cell = first_cell + torch.arange(len(boxes), device=device) * cells_per_instance
+        first_cell = self.first_cells(granularity) + torch.arange(len(boxes), device=device) * cells_per_instance
         # Instances sorted by box size, so that chunks need little padding; every per-instance
         # tensor is permuted once, and a chunk is a slice of them.
         row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, valid_size)
@@ -325,6 +341,94 @@ class SpatialGranularityMaskHead(nn.Module):
             # whose CUDA index_put copies the whole view.)
             masks.unfold(1, window_h, 1).unfold(2, window_w, 1)[order[chunk], rows, cols] = resized > threshold
         return masks
+
+    def dense_output_masks(
+        self,
+        coarse_bases: Tensor,
+        boxes: Tensor,
+        coefficients: Tensor,
+        granularity: Tensor,
+        valid_size,
+        output_size,
+        threshold: float,
+    ) -> Tensor:
+        """The masks of :meth:`output_masks`, computed on the whole map for every instance with
+        ops whose sizes follow the inputs': the formulation exported to ONNX, where the chunked
+        one's host-side crop sizes would freeze the example's.
+
+        Per instance, each cell's coarse logits on the whole coarse map (one batched matmul);
+        the x4 upsampling as two separable bilinear passes, each basis pixel gathering the taps of
+        its own row band, then column band; the logits outside the scaled box zeroed as
+        probabilities; the valid part resized to the output, thresholded. Cost grows with
+        N x map size (the chunked form's with N x box size).
+
+        Args: as :meth:`output_masks`; ``valid_size`` and ``output_size`` may be (2,) int64
+            tensors (traced). Returns: (N, H, W) bool.
+        """
+        num_bases, coarse_h, coarse_w = coarse_bases.shape
+        num_instances = boxes.shape[0]
+        max_g = int(self.granularities.max())
+        boxes = self.test_mask_boxes(boxes)
+        # (N, G*G, K) coefficients of cells (i, j), rows of zeros where i or j >= g.
+        coefficient_rows = coefficients.reshape(num_instances, coefficients.shape[1] // num_bases, num_bases)
+        coefficient_rows = torch.cat([coefficient_rows, coefficient_rows.new_zeros(num_instances, 1, num_bases)], dim=1)
+        i = torch.arange(max_g, device=boxes.device)
+        g = granularity[:, None, None]
+        cell_rows = torch.where(
+            (i[:, None] < g) & (i[None, :] < g),
+            self.first_cells(granularity)[:, None, None] + i[:, None] * g + i[None, :],
+            coefficient_rows.shape[1] - 1,
+        ).reshape(num_instances, max_g * max_g, 1)
+        cell_coefficients = torch.gather(coefficient_rows, 1, cell_rows.expand(-1, -1, num_bases))
+        # (N, G_j, G_i * h, w): cell (i, j)'s coarse logits, row band i stacked along the rows.
+        cell_logits = (cell_coefficients @ coarse_bases.reshape(num_bases, -1)).reshape(
+            num_instances, max_g, max_g, coarse_h, coarse_w
+        )
+        cell_logits = cell_logits.transpose(1, 2).reshape(num_instances, max_g, max_g * coarse_h, coarse_w)
+        valid_h, valid_w = valid_size[0], valid_size[1]
+        x0, y0, x1, y1 = boxes.unbind(dim=1)
+        rows = torch.arange(valid_h, device=boxes.device)
+        cols = torch.arange(valid_w, device=boxes.device)
+        row_bands = grid_bands(rows.expand(num_instances, -1), y0, y1, granularity)  # (N, H_b)
+        col_bands = grid_bands(cols.expand(num_instances, -1), x0, x1, granularity)  # (N, W_b)
+
+        def upsample_taps(bands, sources, size):
+            """Per instance and output index: the flat (band, coarse index) of both bilinear
+            taps, (N, n) each, and the second tap's weight (n,)."""
+            first = sources.floor()
+            weight = sources - first
+            first = first.long()
+            second = (first + 1).clamp(max=size - 1)
+            return bands * size + first, bands * size + second, weight
+
+        top, bottom, row_weight = upsample_taps(
+            row_bands, bilinear_sources(valid_h, coarse_h, 1 / self.basis_upsample, boxes.device), coarse_h
+        )
+        index = (num_instances, max_g, rows.shape[0], coarse_w)
+        row_logits = interpolate_taps(
+            torch.gather(cell_logits, 2, top[:, None, :, None].expand(index)),
+            torch.gather(cell_logits, 2, bottom[:, None, :, None].expand(index)),
+            row_weight[:, None],
+        )  # (N, G_j, H_b, w)
+        row_logits = row_logits.transpose(1, 2).reshape(num_instances, rows.shape[0], max_g * coarse_w)
+        left, right, col_weight = upsample_taps(
+            col_bands, bilinear_sources(valid_w, coarse_w, 1 / self.basis_upsample, boxes.device), coarse_w
+        )
+        index = (num_instances, rows.shape[0], cols.shape[0])
+        logits = interpolate_taps(
+            torch.gather(row_logits, 2, left[:, None, :].expand(index)),
+            torch.gather(row_logits, 2, right[:, None, :].expand(index)),
+            col_weight,
+        )  # (N, H_b, W_b)
+        row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, (valid_h, valid_w))
+        inside = ((rows >= row_start[:, None]) & (rows < row_end[:, None]))[:, :, None] & (
+            (cols >= col_start[:, None]) & (cols < col_end[:, None])
+        )[:, None, :]
+        probabilities = logits.sigmoid() * inside
+        resized = F.interpolate(
+            probabilities[:, None], size=(output_size[0], output_size[1]), mode="bilinear", align_corners=False
+        )
+        return resized[:, 0] > threshold
 
     def _cell_logits(
         self,

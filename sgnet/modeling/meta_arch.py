@@ -1,7 +1,7 @@
 """The SG-Net meta-architecture: one-stage, ROI-free video instance segmentation."""
 import logging
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
 import torch
 from detectron2.config import configurable
@@ -12,13 +12,13 @@ from detectron2.utils.events import get_event_storage
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..tracking import OnlineTracker, TrackMemory, VideoTrackAccumulator
+from ..tracking import OnlineTracker, VideoTrackAccumulator
 from . import losses
 from .assignment import fcos_matched_indices
 from .detection_head import SGNetDetectionHead
 from .mask_head import SpatialGranularityMaskHead
 from .postprocessing import Detections, select_detections
-from .precision import autocast_disabled
+from .online import OnlineVideoInference
 from .track_head import CenterTrackHead
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,31 @@ class Positives:
     gt: Tensor
 
 
+class FrameOutputs(NamedTuple):
+    """One frame's detections at the output size (:meth:`SGNet.frame_step`), in the order of
+    the exported graph's outputs: boxes (D, 4) x0y0x1y1, scores (D,), classes (D,) int64,
+    class_scores (D, C), masks (D, H, W) bool, embeddings (D, E)."""
+
+    boxes: Tensor
+    scores: Tensor
+    classes: Tensor
+    class_scores: Tensor
+    masks: Tensor
+    embeddings: Tensor
+
+    def to_instances(self, output_size) -> Instances:
+        """As detect_frame returns them: Instances at ``output_size`` (height, width)."""
+        return Instances(
+            tuple(output_size),
+            pred_boxes=Boxes(self.boxes),
+            scores=self.scores,
+            pred_classes=self.classes,
+            class_scores=self.class_scores,
+            pred_masks=self.masks,
+            embeddings=self.embeddings,
+        )
+
+
 def _trainable(instances: Instances) -> Instances:
     """Drop crowd objects: they are neither positives nor identities to match."""
     if instances.has("gt_crowd"):
@@ -48,7 +73,7 @@ def _trainable(instances: Instances) -> Instances:
 
 
 @META_ARCH_REGISTRY.register()
-class SGNet(FCOS):
+class SGNet(OnlineVideoInference, FCOS):
     """SG-Net (Liu et al., CVPR 2021).
 
     Training input: clip pairs from :class:`sgnet.data.YTVISPairDatasetMapper` (key frame
@@ -274,15 +299,6 @@ class SGNet(FCOS):
             "loss_fcos_ctr": loss_centerness,
         }
 
-    def _coefficients(self, aligned_features: List[Tensor], image, level, ys, xs) -> Tensor:
-        """Mask coefficients at given FPN locations, evaluated level by level, (P, K * sum g^2)
-        float32 (the features' dtype may differ under autocast: CUDA's runs GroupNorm in float32)."""
-        coefficients = aligned_features[0].new_zeros(len(image), self.mask_head.coef_weight.shape[0], dtype=torch.float32)
-        for index, features in enumerate(aligned_features):
-            at_level = level == index
-            coefficients[at_level] = self.mask_head.coefficients(features, image[at_level], ys[at_level], xs[at_level])
-        return coefficients
-
     def _mask_loss(self, images, predictions, key_instances, positives, scores, pred_boxes, gt_boxes) -> Tensor:
         """Box-normalised mask BCE of the positives (every one, or a random subset of
         ``MASK.MAX_TRAIN_INSTANCES``), assembled on their predicted boxes; ``scores`` (P,) are
@@ -295,7 +311,7 @@ class SGNet(FCOS):
             selected = torch.randperm(len(selected), device=self.device)[: self.mask_max_train_instances]
         image, level, ys, xs = (getattr(positives, f)[selected] for f in ("image", "level", "ys", "xs"))
         num_images = len(key_instances)
-        coefficients = self._coefficients(predictions["aligned_features"], image, level, ys, xs)
+        coefficients = self.mask_head.coefficients(predictions["aligned_features"], image, level, ys, xs)
         bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
         pixels, logits = self.mask_head.assemble(bases, image, basis_boxes[selected], coefficients, granularity[selected])
 
@@ -368,11 +384,22 @@ class SGNet(FCOS):
             Instances at ``output_size`` with pred_boxes, scores, pred_classes, class_scores
             (D, C) every class's score, pred_masks (D, height, width) bool, and embeddings (D, E).
         """
+        return self.frame_step(image, output_size).to_instances(output_size)
+
+    def frame_step(self, image: Tensor, output_size, dense_masks: bool = False) -> FrameOutputs:
+        """:meth:`detect_frame`'s computation, as plain tensors (see :class:`FrameOutputs`).
+
+        Traceable for export (:mod:`sgnet.deploy`): with ``output_size`` a (2,) int64 tensor and
+        ``dense_masks`` (the masks' formulation with no host-side sizes,
+        :meth:`SpatialGranularityMaskHead.dense_output_masks`), no value of a tensor decides a
+        size or a branch, so the graph holds for any frame size and number of detections.
+        """
         images = self.preprocess_image([{"image": image}])
         features = self.backbone(images.tensor)
         head_features = [features[f] for f in self.head_in_features]
         predictions = self.head(head_features)
         anchors = self.anchor_generator(head_features)
+        # (h, w): ints, or a (2,) tensor when traced (detectron2's ImageList).
         input_size = images.image_sizes[0]
 
         def decode(level, locations):
@@ -391,34 +418,36 @@ class SGNet(FCOS):
             class_agnostic=self.nms_class_agnostic,
         )
         image_idx = torch.zeros_like(detections.labels)
-        masks = self._masks(predictions, detections, image_idx, input_size, output_size)
+        masks = self._masks(predictions, detections, image_idx, input_size, output_size, dense_masks)
 
         fused = self.track_head([features[f] for f in self.track_in_features])
         centres = (detections.boxes[:, :2] + detections.boxes[:, 2:]) / 2
         embeddings = self.track_head.embeddings_at(fused, image_idx, centres)
 
-        scale = torch.tensor(
-            [output_size[1] / input_size[1], output_size[0] / input_size[0]] * 2, device=self.device
-        )
-        return Instances(
-            tuple(output_size),
-            pred_boxes=Boxes(detections.boxes * scale),
+        # (w, h, w, h) output / input scale.
+        scale = torch.as_tensor(output_size, device=self.device) / torch.as_tensor(input_size, device=self.device)
+        return FrameOutputs(
+            boxes=detections.boxes * scale.flip(0).repeat(2).to(detections.boxes.dtype),
             scores=detections.scores,
-            pred_classes=detections.labels,
+            classes=detections.labels,
             class_scores=detections.class_scores,
-            pred_masks=masks,
+            masks=masks,
             embeddings=embeddings,
         )
 
-    def _masks(self, predictions, detections: Detections, image_idx, input_size, output_size) -> Tensor:
-        """(D, H_out, W_out) bool masks of one frame's detections."""
-        coefficients = self._coefficients(
+    def _masks(self, predictions, detections: Detections, image_idx, input_size, output_size, dense: bool) -> Tensor:
+        """(D, H_out, W_out) bool masks of one frame's detections (``dense``: the traceable
+        formulation)."""
+        coefficients = self.mask_head.coefficients(
             predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
         )
         coarse_bases = self.mask_head.coarse_bases([predictions["box_features"][i] for i in self.basis_levels])
         basis_boxes = detections.boxes / self.basis_stride
-        valid_size = tuple(-(-size // self.basis_stride) for size in input_size)
-        return self.mask_head.output_masks(
+        # ceil(size / stride), for ints and (traced) tensors alike; non-negative operands, as
+        # ONNX's integer division truncates where Python's floors.
+        valid_size = [(size + self.basis_stride - 1) // self.basis_stride for size in input_size]
+        assemble = self.mask_head.dense_output_masks if dense else self.mask_head.output_masks
+        return assemble(
             coarse_bases[0],
             basis_boxes,
             coefficients,
@@ -427,38 +456,3 @@ class SGNet(FCOS):
             output_size,
             self.mask_threshold,
         )
-
-    def inference_frame(self, image: Tensor, output_size, memory: TrackMemory) -> Instances:
-        """Streaming API: one frame in, its tracked instances out (``track_ids`` field).
-
-        ``memory`` holds the video's tracks and is updated in place; use a fresh
-        :class:`~sgnet.tracking.TrackMemory` for each video. Detections the tracker drops as
-        duplicates are removed from the output.
-        """
-        instances = self.detect_frame(image, output_size)
-        # Association in float32 under autocast too: its similarities decide track identities.
-        with autocast_disabled():
-            track_ids = self.tracker.update(
-                memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
-            )
-        instances.track_ids = track_ids
-        kept = track_ids >= 0
-        # Indexing copies every (H, W) mask: skip it in the usual case where nothing is dropped.
-        return instances if bool(kept.all()) else instances[kept]
-
-    def inference_video(self, video: dict) -> dict:
-        """One video dict (``"image"``: list of (C, H, W) frames, ``"height"``, ``"width"``) ->
-        ``{"image_size", "pred_scores", "pred_labels", "pred_masks"}`` (see
-        :class:`~sgnet.tracking.VideoTrackAccumulator`)."""
-        frames = video["image"]
-        output_size = (video.get("height", frames[0].shape[-2]), video.get("width", frames[0].shape[-1]))
-        memory = TrackMemory()
-        accumulator = VideoTrackAccumulator(
-            len(frames), output_size, self.num_classes, self.track_label_rule, self.classes_per_track
-        )
-        for frame_index, frame in enumerate(frames):
-            instances = self.inference_frame(frame, output_size, memory)
-            accumulator.add(
-                frame_index, instances.track_ids, instances.class_scores, instances.pred_classes, instances.pred_masks
-            )
-        return accumulator.result()

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from typing import List
 
 import torch
-from detectron2.layers import batched_nms
+from torchvision.ops import nms
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -45,6 +45,9 @@ def select_detections(
     highest max_c(class score x centerness); score = sigmoid(cls) x sigmoid(centerness) per class
     above ``score_thresh``; per-class NMS; the ``max_detections`` best.
 
+    Traceable (``torch.onnx.export``): no value of a tensor decides the control flow or a size,
+    so the exported graph holds for any frame size and number of detections, zero included.
+
     ``class_agnostic``: a location is one candidate, its best class, and NMS ignores classes, so
     an object gets one detection however its class scores are spread (its other classes' scores
     stay in ``class_scores``).
@@ -58,7 +61,9 @@ def select_detections(
     for level, (logits, centerness) in enumerate(zip(cls_logits, centerness_logits)):
         num_classes, _, width = logits.shape
         scores = (logits.sigmoid() * centerness.sigmoid()).flatten(1).t()  # (HW, C)
-        top_locations = scores.max(dim=1).values.topk(min(pre_nms_topk, len(scores))).indices
+        # min(pre_nms_topk, H * W) as a tensor: a Python int would freeze the example's size.
+        num_candidates = torch.as_tensor(scores.shape[0]).clamp(max=pre_nms_topk)
+        top_locations = scores.max(dim=1).values.topk(num_candidates).indices
         candidate_scores = scores[top_locations]
         if class_agnostic:
             best_scores, labels = candidate_scores.max(dim=1)
@@ -80,12 +85,22 @@ def select_detections(
             )
         )
     detections = Detections(*(torch.cat([getattr(d, f) for d in per_level]) for f in Detections.__dataclass_fields__))
-    height, width = image_size
-    detections.boxes[:, 0::2] = detections.boxes[:, 0::2].clamp(0, width)
-    detections.boxes[:, 1::2] = detections.boxes[:, 1::2].clamp(0, height)
-    nms_groups = torch.zeros_like(detections.labels) if class_agnostic else detections.labels
-    keep = batched_nms(detections.boxes, detections.scores, nms_groups, nms_thresh)
+    # (w, h, w, h): image_size is a pair of ints, or a (2,) tensor (h, w) when traced.
+    size = torch.as_tensor(image_size, device=detections.boxes.device).flip(0).repeat(2).to(detections.boxes.dtype)
+    detections.boxes = torch.minimum(detections.boxes.clamp(min=0), size)
+    nms_groups = None if class_agnostic else detections.labels
+    keep = nms_per_group(detections.boxes, detections.scores, nms_groups, nms_thresh, size.max())
     return detections[keep[:max_detections]]
+
+
+def nms_per_group(boxes: Tensor, scores: Tensor, groups, iou_thresh: float, max_coordinate) -> Tensor:
+    """NMS within each group (``groups`` (N,) int64, or None: one group), as kept indices in
+    decreasing score order. Boxes (N, 4) lie in [0, ``max_coordinate``]: shifting each group's
+    boxes by group * (max_coordinate + 1) keeps groups apart in one NMS, with no reduction over
+    the boxes (which an exported graph could not run on zero boxes)."""
+    if groups is not None:
+        boxes = boxes + (groups * (max_coordinate + 1)).to(boxes.dtype)[:, None]
+    return nms(boxes, scores, iou_thresh)
 
 
 def bilinear_sources(out_size: int, in_size: int, scale: float, device=None) -> Tensor:

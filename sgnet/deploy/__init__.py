@@ -1,0 +1,17 @@
+"""Deployment: SG-Net's frame step exported to ONNX, and run in ONNX Runtime.
+
+Not imported by the core package: the applications (``tools/export_model.py``,
+``demo/demo.py --onnx``, ``tools/benchmark.py``) and the tests import it. It needs the
+``deploy`` extra (``pip install sgnet[deploy]``: onnx, onnxruntime).
+
+In the graph: the frame's normalisation and padding, backbone, FPN, heads with their deformable
+alignment (the sampled formulation: ``GridSample``), candidate selection, NMS, mask assembly at
+the original frame size, and the centre embeddings. Outside it, in Python: resizing the frame
+(the test mapper's), and association with the video's tracks (:class:`~sgnet.tracking.OnlineTracker`),
+which :class:`ONNXRuntimeSGNet` runs exactly as :class:`~sgnet.modeling.SGNet` does.
+"""
+from .errors import DeployError
+from .export import export_onnx
+from .runtime import ONNXRuntimeSGNet
+
+__all__ = ["DeployError", "ONNXRuntimeSGNet", "export_onnx"]

@@ -1,0 +1,18 @@
+"""The one error type of deployment: bad files, configs or missing packages, in one line."""
+
+
+class DeployError(ValueError):
+    """A model file that cannot be exported or run as asked; the message names the file."""
+
+
+def require(module: str):
+    """Import ``module`` (onnx, onnxruntime) or fail with how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise DeployError(
+            f"{module} is not installed: deployment needs the deploy extra (pip install 'sgnet[deploy]', "
+            "or make install in the sgnet checkout)"
+        ) from e

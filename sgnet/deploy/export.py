@@ -1,0 +1,116 @@
+"""Export of SG-Net's frame step (:meth:`sgnet.modeling.SGNet.frame_step`) to ONNX."""
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..modeling.meta_arch import FrameOutputs
+from .errors import DeployError, require
+
+INPUT_NAMES = ("image", "output_size")
+OUTPUT_NAMES = FrameOutputs._fields
+# The opset ONNX Runtime's CPU provider runs SG-Net's ops in (GridSample needs 16).
+OPSET = 18
+# Metadata of an exported file, read back by the runtime to refuse a file of another config.
+METADATA_KEYS = ("sgnet.num_classes", "sgnet.embed_dim", "sgnet.input_format")
+
+
+def model_metadata(cfg) -> Dict[str, str]:
+    """What a config fixes about the graph's inputs and outputs (values as strings)."""
+    return {
+        "sgnet.num_classes": str(cfg.MODEL.SGNET.NUM_CLASSES),
+        "sgnet.embed_dim": str(cfg.MODEL.SGNET.TRACK.EMBED_DIM),
+        "sgnet.input_format": cfg.INPUT.FORMAT,
+    }
+
+
+class FrameGraph(nn.Module):
+    """The traced module: (image (3, h, w) uint8 resized frame, output_size (2,) int64 (H, W))
+    -> the six :class:`FrameOutputs` tensors, masks at (H, W)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, output_size):
+        return tuple(self.model.frame_step(image, output_size, dense_masks=True))
+
+
+@dataclass
+class ExportSummary:
+    path: str
+    inputs: List[str]
+    outputs: List[str]
+    size_bytes: int
+    seconds: float
+
+
+def _describe(values) -> List[str]:
+    """'name: type[dims]' of graph inputs or outputs (symbolic dims by name)."""
+    lines = []
+    for value in values:
+        tensor = value.type.tensor_type
+        dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+        lines.append(f"{value.name}: {require('onnx').TensorProto.DataType.Name(tensor.elem_type).lower()}[{', '.join(dims)}]")
+    return lines
+
+
+def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = None) -> ExportSummary:
+    """Trace ``model`` (an :class:`~sgnet.modeling.SGNet` on the CPU, weights loaded) into
+    ``path``, an ONNX file whose frame size and number of detections are dynamic.
+
+    Args:
+        cfg: the model's config (its class count and embedding size are recorded in the file).
+        sample_image: (3, h, w) uint8 example frame; by default a random frame of
+            ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
+    Returns:
+        the file, its inputs and outputs ("name: type[dims]"), size and export time.
+    """
+    onnx = require("onnx")
+    import time
+
+    if model.device.type != "cpu":
+        raise DeployError(f"{path}: export runs on the CPU (MODEL.DEVICE cpu), the model is on {model.device}")
+    if sample_image is None:
+        height = cfg.INPUT.MIN_SIZE_TEST
+        generator = torch.Generator().manual_seed(0)
+        sample_image = torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
+    output_size = torch.tensor(sample_image.shape[-2:], dtype=torch.int64)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    start = time.perf_counter()
+    detections = {0: "detections"}
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about every Python value it records (detectron2's asserts, the
+        # static config); the graph's dynamic behaviour is checked by sgnet's tests instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            FrameGraph(model.eval()),
+            (sample_image, output_size),
+            path,
+            opset_version=OPSET,
+            dynamo=False,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={
+                "image": {1: "height", 2: "width"},
+                **{name: detections for name in OUTPUT_NAMES},
+                "masks": {0: "detections", 1: "output_height", 2: "output_width"},
+            },
+        )
+    graph = onnx.load(path)
+    for key, value in model_metadata(cfg).items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, path)
+    onnx.checker.check_model(path, full_check=True)
+    seconds = time.perf_counter() - start
+    return ExportSummary(
+        path=os.path.abspath(path),
+        inputs=_describe(graph.graph.input),
+        outputs=_describe(graph.graph.output),
+        size_bytes=os.path.getsize(path),
+        seconds=seconds,
+    )

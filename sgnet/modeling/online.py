@@ -1,0 +1,50 @@
+"""Online video inference on any frame model: detect a frame, associate, accumulate a video."""
+from detectron2.structures import Instances
+from torch import Tensor
+
+from ..tracking import TrackMemory, VideoTrackAccumulator
+from .precision import autocast_disabled
+
+
+class OnlineVideoInference:
+    """Mixin: :meth:`inference_frame` and :meth:`inference_video` for a class with
+    ``detect_frame(image, output_size) -> Instances`` (pred_boxes, scores, pred_classes,
+    class_scores, pred_masks, embeddings), a ``tracker`` (:class:`~sgnet.tracking.OnlineTracker`),
+    ``num_classes``, ``track_label_rule`` and ``classes_per_track``. :class:`SGNet` is one; the
+    ONNX Runtime frame model (:mod:`sgnet.deploy`) is another, and tracks the same way.
+    """
+
+    def inference_frame(self, image: Tensor, output_size, memory: TrackMemory) -> Instances:
+        """Streaming API: one frame in, its tracked instances out (``track_ids`` field).
+
+        ``memory`` holds the video's tracks and is updated in place; use a fresh
+        :class:`~sgnet.tracking.TrackMemory` for each video. Detections the tracker drops as
+        duplicates are removed from the output.
+        """
+        instances = self.detect_frame(image, output_size)
+        # Association in float32 under autocast too: its similarities decide track identities.
+        with autocast_disabled():
+            track_ids = self.tracker.update(
+                memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
+            )
+        instances.track_ids = track_ids
+        kept = track_ids >= 0
+        # Indexing copies every (H, W) mask: skip it in the usual case where nothing is dropped.
+        return instances if bool(kept.all()) else instances[kept]
+
+    def inference_video(self, video: dict) -> dict:
+        """One video dict (``"image"``: list of (C, H, W) frames, ``"height"``, ``"width"``) ->
+        ``{"image_size", "pred_scores", "pred_labels", "pred_masks"}`` (see
+        :class:`~sgnet.tracking.VideoTrackAccumulator`)."""
+        frames = video["image"]
+        output_size = (video.get("height", frames[0].shape[-2]), video.get("width", frames[0].shape[-1]))
+        memory = TrackMemory()
+        accumulator = VideoTrackAccumulator(
+            len(frames), output_size, self.num_classes, self.track_label_rule, self.classes_per_track
+        )
+        for frame_index, frame in enumerate(frames):
+            instances = self.inference_frame(frame, output_size, memory)
+            accumulator.add(
+                frame_index, instances.track_ids, instances.class_scores, instances.pred_classes, instances.pred_masks
+            )
+        return accumulator.result()

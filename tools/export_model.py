@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Export SG-Net's frame step to ONNX (detectron2's tools/deploy/export_model.py conventions).
+
+    python tools/export_model.py --config-file configs/toy/sgnet_R18_toy.yaml --format onnx \
+        --output output/onnx MODEL.WEIGHTS output/toy/sgnet_R18_toy/model_final.pth
+
+Writes ``OUTPUT/model.onnx``: one frame's whole step, from the resized uint8 frame (normalisation
+and padding inside) to boxes, scores, classes, class scores, masks at the original frame size (a
+graph input) and centre embeddings, with dynamic frame size and number of detections. Association
+stays outside (``sgnet.deploy.ONNXRuntimeSGNet`` runs it as PyTorch does). The file is checked
+with ``onnx.checker``; its inputs and outputs are printed. Exit status: 0, or 2 on bad input.
+"""
+import argparse
+import os
+import sys
+
+import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
+
+import cv2
+from detectron2.utils.logger import setup_logger
+
+from sgnet.config import load_config
+from sgnet.deploy import DeployError, export_onnx
+from sgnet.predictor import VideoPredictor
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (ONNX only)")
+    parser.add_argument("--output", required=True, help="output folder: the model is written to OUTPUT/model.onnx")
+    parser.add_argument(
+        "--sample-image", help="an image to trace with (default: a random frame; the graph does not depend on it)"
+    )
+    parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    logger = setup_logger(name="sgnet")
+    try:
+        # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
+        cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
+        if not cfg.MODEL.WEIGHTS:
+            logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
+        predictor = VideoPredictor(cfg)
+        sample = None
+        if args.sample_image:
+            image = cv2.imread(args.sample_image, cv2.IMREAD_COLOR)
+            if image is None:
+                raise DeployError(f"{args.sample_image}: not an image file OpenCV can read")
+            sample = predictor.to_model_input(image)
+        summary = export_onnx(predictor.model, cfg, os.path.join(args.output, "model.onnx"), sample)
+    except DeployError as e:
+        print(f"export_model.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"Exported {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s), checked by onnx.checker")
+    print("inputs:\n  " + "\n  ".join(summary.inputs))
+    print("outputs:\n  " + "\n  ".join(summary.outputs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
