@@ -49,8 +49,16 @@ def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
         result["train_step_ms"]["sgnet"] / result["train_step_ms"]["mask_rcnn"]
     )
 
+    # ONNX Runtime against eager PyTorch, interleaved, on the same N detections.
+    assert set(result["onnx_latency_ms"]) == set(result["onnx_over_eager"]) == {"1", "3"}
+    for n in ("1", "3"):
+        onnx_ms, eager_ms = result["onnx_latency_ms"][n], result["onnx_eager_latency_ms"][n]
+        assert onnx_ms > 0 and result["onnx_over_eager"][n] == pytest.approx(onnx_ms / eager_ms)
+    assert result["onnx_export_seconds"] > 0 and result["onnx_file_mib"] > 50  # R50-FPN: ~130 MiB of weights
+
     text = report.read_text()
     assert "| 3 |" in text and "Top operators" in text and "aten::" in text
+    assert "## ONNX Runtime" in text and "Conv " in text  # ONNX Runtime's profile names its operators
     assert (tmp_path / "benchmarks_latency.png").stat().st_size > 1000
 
 

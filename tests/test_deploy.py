@@ -45,8 +45,9 @@ def random_export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_export(tmp_path_factory):
     """A briefly trained model (60 steps on the two-object scene: its objects score ~0.8, a
-    blank frame's best location ~0.3), exported from a blank frame: the trace sees no
-    detection, and the graph must still hold for frames with some."""
+    blank frame's best location ~0.3), exported twice: from a blank frame (the trace sees no
+    detection, and the graph must still hold for frames with some) and from a scene (the
+    reverse)."""
     cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.5})
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -55,8 +56,12 @@ def trained_export(tmp_path_factory):
     blank = torch.full((3, 128, 160), 90, dtype=torch.uint8)
     with torch.no_grad():
         assert len(model.detect_frame(blank, (128, 160))) == 0
-    summary = export_onnx(model, cfg, str(tmp_path_factory.mktemp("trained") / "model.onnx"), sample_image=blank)
-    return cfg, model, ONNXRuntimeSGNet(summary.path, cfg)
+    folder = tmp_path_factory.mktemp("trained")
+    deployed = {
+        name: ONNXRuntimeSGNet(export_onnx(model, cfg, str(folder / name / "model.onnx"), sample_image=sample).path, cfg)
+        for name, sample in (("blank", blank), ("scene", two_object_scene(2)[0]))
+    }
+    return cfg, model, deployed
 
 
 def eager_frame(model, image, output_size):
@@ -124,8 +129,10 @@ def test_random_weights_frames_equal_pytorch_at_any_size(random_export, input_si
     print(f"{input_size} -> {output_size}: {differing} mask pixels differ, all within {MASK_MARGIN} of the threshold")
 
 
-def test_trained_model_frames_equal_pytorch_and_a_blank_frame_gives_none(trained_export):
-    _, model, deployed = trained_export
+@pytest.mark.parametrize("traced_on", ["blank", "scene"])
+def test_trained_model_frames_equal_pytorch_and_a_blank_frame_gives_none(trained_export, traced_on):
+    _, model, exported = trained_export
+    deployed = exported[traced_on]
     for shift in (0, 3, 6):
         image, _ = two_object_scene(shift)
         eager, near = eager_frame(model, image, (128, 160))
@@ -217,6 +224,19 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     assert "Wrote 5 frames" in capsys.readouterr().out
     reader = VideoFrameReader(str(tmp_path / "out.mp4"))
     assert len(list(reader)) == 5 and (reader.height, reader.width) == (96, 160)
+    # The README's Python example, on this file, the toy config and the video.
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("## Deploy", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    for placeholder, value in (
+        ("configs/ytvis_2019/sgnet_R50_FPN_1x.yaml", config), ("output/onnx/model.onnx", str(model_file)), ("my_video.mp4", video)
+    ):
+        assert placeholder in example
+        example = example.replace(placeholder, value)
+    assert len(example.strip().splitlines()) <= 10
+    exec(compile(example, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["0", "1", "2", "3", "4"]
+    assert not any(line.startswith(f"{index} []") for index, line in enumerate(lines))  # tracks in every frame
     # A file of another config: one line, exit status 2, nothing written.
     assert demo.main([*args, "--onnx", str(model_file), "--opts", *opts, "MODEL.SGNET.NUM_CLASSES", "5"]) == 2
     error = capsys.readouterr().err

@@ -19,6 +19,9 @@ input (360 x 640), device, dtype and thread count. Figures are medians over repe
 3. training step (forward, backward, SGD step) on one clip pair at 360 x 640, SG-Net vs Mask R-CNN
    on the same two frames and objects.
 4. the YouTube-VIS evaluator on 300 videos x 30 frames x 10 tracks.
+5. (``--device cpu``) the same VIS step with its frame step exported to ONNX (``sgnet.deploy``)
+   and run in ONNX Runtime's CPU provider, interleaved with eager PyTorch, at each N; export time
+   and file size; ONNX Runtime's own operator profile in the report.
 
 Mask R-CNN's RPN proposes its anchors (random deltas would collapse the proposals to a handful,
 see :func:`build_mask_rcnn`), so its box head runs on 1000 proposals as after training.
@@ -116,16 +119,20 @@ def build_mask_rcnn(device: str):
     return model
 
 
-def build_sgnet(config_file: Path, device: str, num_detections: int = 100):
-    """SG-Net with random weights made to look like a trained model's output (boxes of a
-    realistic size; one class above the score threshold at every location, as near an object),
-    NMS off and ``num_detections`` detections kept."""
-    cfg = load_config(
+def sgnet_cfg(config_file: Path, device: str, num_detections: int = 100):
+    """The config of :func:`build_sgnet`: random weights, NMS off, ``num_detections`` kept."""
+    return load_config(
         str(config_file),
         ["MODEL.DEVICE", device, "MODEL.WEIGHTS", "", "MODEL.SGNET.NMS_THRESH_TEST", 1.0,
          "MODEL.SGNET.DETECTIONS_PER_IMAGE", num_detections],
     )
-    model = build_model(cfg)
+
+
+def build_sgnet(config_file: Path, device: str, num_detections: int = 100):
+    """SG-Net with random weights made to look like a trained model's output (boxes of a
+    realistic size; one class above the score threshold at every location, as near an object),
+    NMS off and ``num_detections`` detections kept."""
+    model = build_model(sgnet_cfg(config_file, device, num_detections))
     with torch.no_grad():
         model.head.box_pred.bias.fill_(BOX_BIAS_STRIDES)
         # Class 0 at probability 0.5 (score 0.25 with centerness 0.5), the others at the 0.01 prior.
@@ -310,6 +317,10 @@ def latency_section(args, timer: Timer) -> dict:
     log(f"latency: torchvision FCOS {result['fcos_torchvision']:.0f} ms")
     if args.profile_rows:
         result["profile"] = sgnet_profile(sgnet_model, frame.to(args.device), timer, args.profile_rows)
+    if args.device == "cpu":
+        result["onnx"] = onnx_section(args, sgnet_model, frame, timer)
+    else:
+        log("ONNX Runtime: skipped (its figures are for the CPU provider, --device cpu)")
     return result
 
 
@@ -328,6 +339,73 @@ def sgnet_profile(model, frame, timer: Timer, rows: int) -> str:
                 model.inference_frame(frame, size, copy.deepcopy(memory))
     sort_by = "self_cuda_time_total" if timer.device == "cuda" else "self_cpu_time_total"
     return profiler.key_averages().table(sort_by=sort_by, row_limit=rows)
+
+
+# ---------------------------------------------------------------------------- ONNX Runtime
+
+
+def onnx_section(args, model, frame, timer: Timer) -> dict:
+    """SG-Net's VIS step with its frame step exported (``sgnet.deploy``, one file per N: the
+    detection count is part of the graph) and run in ONNX Runtime's CPU provider with torch's
+    thread count, against the same step in eager PyTorch; both time the same association.
+    The two run interleaved (:meth:`Timer.medians_ms`; ONNX Runtime's threads do not spin
+    between runs). Also the export time and file size (of the N = 10 file, or the last N), and
+    ONNX Runtime's top operators at that N when a report is written."""
+    from sgnet.deploy import ONNXRuntimeSGNet, export_onnx
+
+    size = tuple(frame.shape[-2:])
+    result = {"latency_ms": {}, "eager_latency_ms": {}, "over_eager": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in INSTANCE_COUNTS:
+            model.max_detections_per_image = n
+            cfg = sgnet_cfg(SGNET_CONFIG, "cpu", n)
+            exported = export_onnx(model, cfg, str(Path(tmp) / str(n) / "model.onnx"), sample_image=frame)
+            deployed = ONNXRuntimeSGNet(exported.path, cfg)
+            if n == 10 or "export_seconds" not in result:
+                result["export_seconds"], result["file_mib"] = exported.seconds, exported.size_bytes / 2**20
+            memory = TrackMemory()
+            with torch.inference_mode():
+                if len(deployed.inference_frame(frame, size, memory)) != n:  # the tracks of a previous frame
+                    raise RuntimeError(f"ONNX Runtime gave another number of detections than {n}")
+                medians = timer.medians_ms(
+                    {
+                        backend: (lambda m, frame_model=frame_model: frame_model.inference_frame(frame, size, m),
+                                  lambda: copy.deepcopy(memory))
+                        for backend, frame_model in (("eager", model), ("onnx", deployed))
+                    }
+                )
+            result["latency_ms"][str(n)], result["eager_latency_ms"][str(n)] = medians["onnx"], medians["eager"]
+            result["over_eager"][str(n)] = medians["onnx"] / medians["eager"]
+            log(f"ONNX Runtime N={n}: {medians['onnx']:.0f} ms, eager {medians['eager']:.0f} ms "
+                f"(export {exported.seconds:.1f} s, {exported.size_bytes / 2**20:.0f} MiB)")
+            if args.profile_rows and (n == 10 or n == INSTANCE_COUNTS[-1] and "profile" not in result):
+                result["profile"] = onnx_profile(exported.path, frame, size, timer.repeats, args.profile_rows)
+    return result
+
+
+def onnx_profile(path: str, frame, size, repeats: int, rows: int) -> str:
+    """ONNX Runtime's own profile of the frame step: total ms per operator type, top ``rows``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(path).with_name("profile"))
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feeds = {"image": frame.numpy(), "output_size": np.asarray(size, dtype=np.int64)}
+    for _ in range(repeats):
+        session.run(None, feeds)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    totals = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            totals[op] = totals.get(op, 0.0) + event["dur"] / 1000 / repeats
+    ranked = sorted(totals.items(), key=lambda item: -item[1])[:rows]
+    everything = sum(totals.values())
+    return "\n".join(f"{op:<24} {ms:8.1f} ms  {ms / everything:6.1%}" for op, ms in ranked)
 
 
 # ------------------------------------------------------------------------------ streaming memory
@@ -478,6 +556,11 @@ def summary(args, latency, memory, train, eval_seconds) -> dict:
         "peak_anonymous_rss_mib": {n: peak["anonymous"] for n, peak in memory.items()},
         "rss_1000_over_100": memory[long]["anonymous"] / memory[short]["anonymous"],
         "total_rss_1000_over_100": memory[long]["total"] / memory[short]["total"],
+        # ONNX Runtime (CPU provider) against eager PyTorch in the same rounds; absent on CUDA.
+        **({"onnx_latency_ms": latency["onnx"]["latency_ms"], "onnx_over_eager": latency["onnx"]["over_eager"],
+            "onnx_eager_latency_ms": latency["onnx"]["eager_latency_ms"],
+            "onnx_export_seconds": latency["onnx"]["export_seconds"], "onnx_file_mib": latency["onnx"]["file_mib"]}
+           if "onnx" in latency else {}),
         "train_step_ms": train,
         "train_step_ratio": train["sgnet"] / train["mask_rcnn"],
         "eval_seconds": eval_seconds,
@@ -504,6 +587,8 @@ def target_checks(result: dict, device: str) -> list:
             ("SG-Net / Mask R-CNN latency, 100 instances", ratio.get("100"), 0.50),
             ("SG-Net latency, 100 / 1 instances", result["sgnet_100_over_1"], 1.10),
         ]
+    if "onnx_over_eager" in result:
+        checks.append(("ONNX Runtime / eager PyTorch SG-Net step, 10 instances", result["onnx_over_eager"].get("10"), 0.80))
     checks += [
         ("demo peak anonymous RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
         ("training step, SG-Net / Mask R-CNN", result["train_step_ratio"], 1.0),
@@ -513,7 +598,34 @@ def target_checks(result: dict, device: str) -> list:
     return [(name, value, target, value <= target) for name, value, target in checks if value is not None]
 
 
-def write_report(path: Path, result: dict, profile: str, command: str, device: str) -> None:
+def onnx_report_lines(result: dict, counts, profile: str) -> list:
+    """The report's ONNX Runtime section (none on CUDA)."""
+    if "onnx_latency_ms" not in result:
+        return []
+    onnx_ms, eager_ms, ratio = result["onnx_latency_ms"], result["onnx_eager_latency_ms"], result["onnx_over_eager"]
+    return [
+        "## ONNX Runtime (CPU provider)",
+        "",
+        "SG-Net's frame step exported by `sgnet.deploy` (`tools/export_model.py`) and run in ONNX",
+        "Runtime with the same threads, against eager PyTorch in the same rounds; both steps include",
+        "the same association (PyTorch) against N existing tracks.",
+        "",
+        "| N instances | ONNX Runtime (ms) | eager PyTorch (ms) | ONNX Runtime / eager |",
+        "|---|---|---|---|",
+        *(f"| {n} | {onnx_ms[str(n)]:.0f} | {eager_ms[str(n)]:.0f} | {ratio[str(n)]:.2f} |" for n in counts),
+        "",
+        f"Export: {result['onnx_export_seconds']:.1f} s, file {result['onnx_file_mib']:.0f} MiB.",
+        "",
+        "ONNX Runtime's own profile of the frame step (operator types, ms per frame):",
+        "",
+        "```",
+        profile.rstrip(),
+        "```",
+        "",
+    ]
+
+
+def write_report(path: Path, result: dict, profile: str, command: str, device: str, onnx_profile_text: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -589,8 +701,10 @@ def write_report(path: Path, result: dict, profile: str, command: str, device: s
         "```",
         profile.rstrip(),
         "```",
+        "",
+        *onnx_report_lines(result, counts, onnx_profile_text),
     ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines).rstrip() + "\n")
 
 
 def parse_args(argv=None):
@@ -628,7 +742,9 @@ def main(argv=None) -> dict:
     log(f"benchmark finished in {time.perf_counter() - start:.0f} s")
     if args.report:
         command = "python tools/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_report(args.report, result, latency.get("profile", ""), command, args.device)
+        write_report(
+            args.report, result, latency.get("profile", ""), command, args.device, latency.get("onnx", {}).get("profile", "")
+        )
         log(f"report: {args.report}")
     if not args.json:
         print(json.dumps(result, indent=2))

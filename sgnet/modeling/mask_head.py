@@ -125,6 +125,7 @@ class SpatialGranularityMaskHead(nn.Module):
         if test_box_expansion < 1.0:
             raise ValueError(f"MODEL.SGNET.MASK.TEST_BOX_EXPANSION must be >= 1.0; got {test_box_expansion}")
         self.num_bases = num_bases
+        self.max_granularity = max(granularities)
         self.test_box_expansion = test_box_expansion
         self.basis_upsample = basis_upsample
         self.granularity_per_image = granularity_per_image
@@ -135,6 +136,7 @@ class SpatialGranularityMaskHead(nn.Module):
             nn.ReLU(),
         )
         cells = [g * g for g in granularities]
+        self.cells_per_instance = sum(cells)
         self.coef_weight = nn.Parameter(torch.empty(num_bases * sum(cells), in_channels, 3, 3))
         self.coef_bias = nn.Parameter(torch.zeros(num_bases * sum(cells)))
         nn.init.normal_(self.coef_weight, std=0.01)
@@ -199,6 +201,23 @@ class SpatialGranularityMaskHead(nn.Module):
         coefficients (its granularity's group starts there)."""
         group = (granularity[:, None] > self.granularities).sum(dim=1)  # index of g in the list
         return self.coef_offsets[group] // self.num_bases
+
+    def cell_coefficients(self, coefficients: Tensor, granularity: Tensor) -> Tensor:
+        """(N, K * sum g^2) coefficients and (N,) g -> (N, G*G, K) the coefficients of each
+        instance's cell (i, j) at i * G + j, G the largest granularity; zero where i or j >= its g."""
+        num_instances, num_bases, max_g = coefficients.shape[0], self.num_bases, self.max_granularity
+        # Row count as a Python int: a traced one (from the shape) exports as -1, which ONNX
+        # cannot resolve with zero instances.
+        rows = coefficients.reshape(num_instances, self.cells_per_instance, num_bases)
+        rows = torch.cat([rows, rows.new_zeros(num_instances, 1, num_bases)], dim=1)  # the zero row last
+        i = torch.arange(max_g, device=coefficients.device)
+        g = granularity[:, None, None]
+        cell_rows = torch.where(
+            (i[:, None] < g) & (i[None, :] < g),
+            self.first_cells(granularity)[:, None, None] + i[:, None] * g + i[None, :],
+            rows.shape[1] - 1,
+        )
+        return torch.gather(rows, 1, cell_rows.reshape(num_instances, max_g * max_g, 1).expand(-1, -1, num_bases))
 
     def box_granularity(self, boxes: Tensor, image_idx: Tensor) -> Tensor:
         """(N,) g of N boxes (N, 4) in basis-map pixels, see :meth:`select_granularity`."""
@@ -289,15 +308,13 @@ class SpatialGranularityMaskHead(nn.Module):
         masks = torch.zeros(len(boxes), *output_size, dtype=torch.bool, device=device)
         if len(boxes) == 0:
             return masks
-        # Rows of K coefficients, and a zero row for the cells a smaller g does not have.
-        cells_per_instance = coefficients.shape[1] // num_bases
-        coefficient_rows = torch.cat([coefficients.reshape(-1, num_bases), coefficients.new_zeros(1, num_bases)])
-        first_cell = self.first_cells(granularity) + torch.arange(len(boxes), device=device) * cells_per_instance
+        max_cells = self.max_granularity
+        cells = self.cell_coefficients(coefficients, granularity).view(len(boxes), max_cells, max_cells, num_bases)
         # Instances sorted by box size, so that chunks need little padding; every per-instance
         # tensor is permuted once, and a chunk is a slice of them.
         row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, valid_size)
         order = torch.argsort((row_end - row_start) * (col_end - col_start))
-        boxes, granularity, first_cell = boxes[order], granularity[order], first_cell[order]
+        boxes, granularity, cells = boxes[order], granularity[order], cells[order]
         row_start, row_end, col_start, col_end = row_start[order], row_end[order], col_start[order], col_end[order]
         # Source coordinates: basis pixels in the coarse map, output pixels in the basis map.
         coarse_ys = bilinear_sources(coarse_h * self.basis_upsample, coarse_h, 1 / self.basis_upsample, device)
@@ -320,8 +337,10 @@ class SpatialGranularityMaskHead(nn.Module):
             xs = (col_start[chunk, None] + torch.arange(crop_w, device=device)).clamp(max=valid_size[1] - 1)
             x0, y0, x1, y1 = boxes[chunk].unbind(dim=1)
             g = granularity[chunk]
+            # The chunk's cells up to its largest g: (n, max_g * max_g, K).
+            chunk_cells = cells[chunk, :max_g, :max_g].reshape(len(g), max_g * max_g, num_bases)
             logits = self._cell_logits(
-                coarse_bases, coefficient_rows, first_cell[chunk], g, max_g,
+                coarse_bases, chunk_cells, max_g,
                 coarse_ys[ys], coarse_xs[xs], grid_bands(ys, y0, y1, g), grid_bands(xs, x0, x1, g),
             )
             heights, widths = row_end[chunk] - row_start[chunk], col_end[chunk] - col_start[chunk]
@@ -367,19 +386,9 @@ class SpatialGranularityMaskHead(nn.Module):
         """
         num_bases, coarse_h, coarse_w = coarse_bases.shape
         num_instances = boxes.shape[0]
-        max_g = int(self.granularities.max())
+        max_g = self.max_granularity
         boxes = self.test_mask_boxes(boxes)
-        # (N, G*G, K) coefficients of cells (i, j), rows of zeros where i or j >= g.
-        coefficient_rows = coefficients.reshape(num_instances, coefficients.shape[1] // num_bases, num_bases)
-        coefficient_rows = torch.cat([coefficient_rows, coefficient_rows.new_zeros(num_instances, 1, num_bases)], dim=1)
-        i = torch.arange(max_g, device=boxes.device)
-        g = granularity[:, None, None]
-        cell_rows = torch.where(
-            (i[:, None] < g) & (i[None, :] < g),
-            self.first_cells(granularity)[:, None, None] + i[:, None] * g + i[None, :],
-            coefficient_rows.shape[1] - 1,
-        ).reshape(num_instances, max_g * max_g, 1)
-        cell_coefficients = torch.gather(coefficient_rows, 1, cell_rows.expand(-1, -1, num_bases))
+        cell_coefficients = self.cell_coefficients(coefficients, granularity)
         # (N, G_j, G_i * h, w): cell (i, j)'s coarse logits, row band i stacked along the rows.
         cell_logits = (cell_coefficients @ coarse_bases.reshape(num_bases, -1)).reshape(
             num_instances, max_g, max_g, coarse_h, coarse_w
@@ -433,9 +442,7 @@ class SpatialGranularityMaskHead(nn.Module):
     def _cell_logits(
         self,
         coarse_bases: Tensor,
-        coefficient_rows: Tensor,
-        first_cell: Tensor,
-        granularity: Tensor,
+        cell_coefficients: Tensor,
         max_g: int,
         src_ys: Tensor,
         src_xs: Tensor,
@@ -445,15 +452,14 @@ class SpatialGranularityMaskHead(nn.Module):
         """Logits of a chunk's n crops of basis pixels, each pixel read from its own cell's map.
 
         Args:
-            coarse_bases: (K, h, w); coefficient_rows: (R + 1, K), the last row zero.
-            first_cell: (n,) row of each instance's cell (0, 0); granularity: (n,); max_g: G.
+            coarse_bases: (K, h, w); cell_coefficients: (n, G*G, K) of cells (i, j), i, j < G
+            (:meth:`cell_coefficients`); max_g: G.
             src_ys: (n, crop_h), src_xs: (n, crop_w) the crop pixels' coordinates in the coarse map.
             row_bands: (n, crop_h), col_bands: (n, crop_w) their grid cell along each axis.
         Returns:
             (n, crop_h, crop_w) logits.
         """
         num_bases, coarse_h, coarse_w = coarse_bases.shape
-        device = coarse_bases.device
         # Coarse windows covering both bilinear taps of every crop pixel, moved inside the map
         # where they overhang (coordinates are relative to the window).
         # n crop pixels span at most ceil((n - 1) / upsample) + 1 coarse taps (sizes known on the
@@ -464,13 +470,6 @@ class SpatialGranularityMaskHead(nn.Module):
         top, left = top.clamp(max=coarse_h - tile_h), left.clamp(max=coarse_w - tile_w)
         windows = coarse_bases.unfold(1, tile_h, 1).unfold(2, tile_w, 1)[:, top, left]  # (K, n, tile_h, tile_w)
         crops = windows.transpose(0, 1).reshape(len(top), num_bases, tile_h * tile_w)
-        # (n, G*G, K) coefficients of cells (i, j), zero where i or j >= the instance's g.
-        i = torch.arange(max_g, device=device)
-        g = granularity[:, None, None]
-        cell_rows = torch.where(
-            (i[:, None] < g) & (i[None, :] < g), first_cell[:, None, None] + i[:, None] * g + i[None, :], len(coefficient_rows) - 1
-        )
-        cell_coefficients = coefficient_rows[cell_rows.flatten(1)]
         # Each cell's coarse logits as one tile of a (G*tile_h, G*tile_w) mosaic per instance.
         tiles = torch.bmm(cell_coefficients, crops).reshape(-1, max_g, max_g, tile_h, tile_w)
         mosaic = tiles.transpose(2, 3).reshape(-1, 1, max_g * tile_h, max_g * tile_w)
