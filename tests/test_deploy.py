@@ -34,10 +34,26 @@ def random_model(cfg):
     return model
 
 
-@pytest.fixture(scope="module")
-def random_export(tmp_path_factory):
-    cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.0})
+# The toy config's post-processing (one candidate per location, class-agnostic NMS) and the
+# release's (per-class candidates and NMS), with the per-image granularity rule.
+POST_PROCESSING = {
+    "toy": {},
+    "release": {
+        "MODEL.SGNET.NMS_CLASS_AGNOSTIC": False,
+        "MODEL.SGNET.NMS_THRESH_TEST": 0.3,
+        "MODEL.SGNET.MASK.GRANULARITY_PER_IMAGE": True,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(POST_PROCESSING))
+def random_export(request, tmp_path_factory):
+    cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.0, **POST_PROCESSING[request.param]})
     model = random_model(cfg)
+    if request.param == "release":
+        # Both classes at probability ~0.5 everywhere: each location is a candidate of both, and
+        # per-class NMS keeps a detection of each class on the same box.
+        torch.nn.init.zeros_(model.head.cls_score.bias)
     summary = export_onnx(model, cfg, str(tmp_path_factory.mktemp("random") / "model.onnx"))
     return cfg, model, ONNXRuntimeSGNet(summary.path, cfg), summary
 
@@ -125,6 +141,8 @@ def test_random_weights_frames_equal_pytorch_at_any_size(random_export, input_si
     image = torch.randint(0, 256, (3, *input_size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     eager, near = eager_frame(model, image, output_size)
     assert len(eager) == model.max_detections_per_image and eager.pred_masks.any()
+    if not model.nms_class_agnostic:  # per-class candidates: both classes among the detections
+        assert set(eager.pred_classes.tolist()) == {0, 1}
     differing = assert_same_detections(eager, near, deployed.detect_frame(image, output_size))
     print(f"{input_size} -> {output_size}: {differing} mask pixels differ, all within {MASK_MARGIN} of the threshold")
 
@@ -148,6 +166,9 @@ def test_trained_model_frames_equal_pytorch_and_a_blank_frame_gives_none(trained
     assert result["pred_scores"] == pytest.approx(expected["pred_scores"], rel=1e-4)
     for track, expected_track in zip(result["pred_masks"], expected["pred_masks"]):
         assert [m is None for m in track] == [m is None for m in expected_track]
+        for mask, expected_mask in zip(track, expected_track):
+            if mask is not None:  # the same pixels but for a few at the threshold
+                assert (mask != expected_mask).float().mean() < 1e-3
     blank = torch.full((3, 96, 120), 90, dtype=torch.uint8)
     none = deployed.detect_frame(blank, (100, 130))
     assert len(none) == 0 and none.pred_masks.shape == (0, 100, 130) and none.embeddings.shape == (0, 64)
@@ -178,24 +199,42 @@ def test_bad_model_files_fail_in_one_line_naming_the_file(random_export, tmp_pat
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
     )  # fmt: skip
     onnx.save(onnx.helper.make_model(graph), str(foreign))
-    three_classes = tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3})
+    other = cfg.clone()
+    other.merge_from_list(["MODEL.SGNET.NUM_CLASSES", 3, "MODEL.SGNET.MASK.THRESHOLD", 0.4])
     cases = [
         (tmp_path / "missing.onnx", cfg, "no such ONNX model file"),
         (corrupt, cfg, "not a model ONNX Runtime can load"),
         (foreign, cfg, "not an SG-Net frame step exported by tools/export_model.py"),
-        (Path(summary.path), three_classes, "exported with num_classes = 2, but the config has 3"),
+        (Path(summary.path), other, "exported with MODEL.SGNET.NUM_CLASSES = 2, but the config has 3 (and 1 more key(s): "
+                                    "MODEL.SGNET.MASK.THRESHOLD)"),
     ]
     for path, config, message in cases:
         with pytest.raises(DeployError) as error:
             ONNXRuntimeSGNet(str(path), config)
         text = str(error.value)
         assert str(path) in text and message in text and "\n" not in text
+    # The tracker's keys are outside the graph: free to change.
+    retuned = cfg.clone()
+    retuned.merge_from_list(["MODEL.SGNET.TRACKER.IOU_WEIGHT", 7.0, "MODEL.SGNET.TRACKER.MAX_AGE", 3])
+    assert ONNXRuntimeSGNet(summary.path, retuned).tracker.iou_weight == 7.0
+    # A frame in the wrong layout, as the one error type.
+    deployed = ONNXRuntimeSGNet(summary.path, cfg)
+    with pytest.raises(DeployError, match=r"\(3, h, w\) uint8 .* got a \(96, 160, 3\) torch.uint8 tensor"):
+        deployed.detect_frame(torch.zeros(96, 160, 3, dtype=torch.uint8), (96, 160))
 
 
 def test_core_package_never_imports_onnx():
+    """Every module of the package but sgnet.deploy imported: neither it nor onnx(runtime) loads."""
+    package = REPO / "sgnet"
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for path in package.rglob("*.py")
+        if "deploy" not in path.relative_to(package).parts
+    )
+    assert "sgnet.modeling.meta_arch" in modules and "sgnet.data.video" in modules
     code = (
-        "import sys, sgnet, sgnet.predictor, sgnet.checkpoint, sgnet.solver; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime') or m == 'sgnet.deploy'))"
+        f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime') or m.startswith('sgnet.deploy')))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
@@ -205,10 +244,13 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     """tools/export_model.py writes a checked model; demo/demo.py --onnx writes every frame."""
     from detectron2.checkpoint import DetectionCheckpointer
 
-    cfg = tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3})
-    DetectionCheckpointer(random_model(cfg), save_dir=str(tmp_path)).save("random")
+    model = random_model(tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3}))
+    # Every location scores ~0.25 (class probability 0.5): detections at the toy config's own
+    # score threshold, so that the README example's config (the file alone) agrees with the export.
+    torch.nn.init.zeros_(model.head.cls_score.bias)
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("random")
     config = str(REPO_CONFIGS / "toy" / "sgnet_R18_toy.yaml")
-    opts = ["MODEL.WEIGHTS", str(tmp_path / "random.pth"), "MODEL.SGNET.SCORE_THRESH_TEST", "0.0"]
+    opts = ["MODEL.WEIGHTS", str(tmp_path / "random.pth")]
     sizes = ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160"]
     exporter = load_script("tools/export_model.py", "sgnet_export_model")
     assert exporter.main(["--config-file", config, "--format", "onnx", "--output", str(tmp_path / "onnx"), *opts]) == 0
@@ -240,4 +282,4 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     # A file of another config: one line, exit status 2, nothing written.
     assert demo.main([*args, "--onnx", str(model_file), "--opts", *opts, "MODEL.SGNET.NUM_CLASSES", "5"]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and str(model_file) in error and "num_classes = 3" in error
+    assert error.count("\n") == 1 and str(model_file) in error and "MODEL.SGNET.NUM_CLASSES = 3" in error

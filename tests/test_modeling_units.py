@@ -456,3 +456,24 @@ def test_association_runs_in_float32_with_autocast_off(monkeypatch):
         assert torch.is_autocast_enabled("cpu")
         model.inference_frame(frame, (128, 160), TrackMemory())
     assert seen == [(False, torch.float32, torch.float32, torch.float32)]
+
+
+def test_nms_per_group_equals_torchvision_batched_nms():
+    """The offset trick with the image's size as the bound keeps the same boxes as torchvision's
+    batched NMS: overlapping boxes of different classes, at the image's edges, ties included."""
+    from torchvision.ops import batched_nms
+
+    from sgnet.modeling.postprocessing import nms_per_group
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        corners = torch.rand(60, 2, generator=generator) * torch.tensor([120.0, 90.0])
+        sizes = torch.rand(60, 2, generator=generator) * 60 + 1
+        boxes = torch.cat([corners, corners + sizes], dim=1)
+        boxes = torch.minimum(boxes, torch.tensor([120.0, 90.0, 120.0, 90.0]))  # clipped to a 90 x 120 image
+        scores = (torch.rand(60, generator=generator) * 10).round() / 10  # ties
+        labels = torch.randint(0, 4, (60,), generator=generator)
+        kept = nms_per_group(boxes, scores, labels, 0.5, torch.tensor(120.0))
+        assert sorted(kept.tolist()) == sorted(batched_nms(boxes, scores, labels, 0.5).tolist())
+        assert (scores[kept][1:] <= scores[kept][:-1]).all()
+        assert torch.equal(nms_per_group(boxes, scores, None, 0.5, torch.tensor(120.0)), batched_nms(boxes, scores, torch.zeros_like(labels), 0.5))

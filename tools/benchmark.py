@@ -351,10 +351,12 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
     The two run interleaved (:meth:`Timer.medians_ms`; ONNX Runtime's threads do not spin
     between runs). Also the export time and file size (of the N = 10 file, or the last N), and
     ONNX Runtime's top operators at that N when a report is written."""
+    import onnxruntime
+
     from sgnet.deploy import ONNXRuntimeSGNet, export_onnx
 
     size = tuple(frame.shape[-2:])
-    result = {"latency_ms": {}, "eager_latency_ms": {}, "over_eager": {}}
+    result = {"latency_ms": {}, "eager_latency_ms": {}, "over_eager": {}, "version": onnxruntime.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         for n in INSTANCE_COUNTS:
             model.max_detections_per_image = n
@@ -559,7 +561,8 @@ def summary(args, latency, memory, train, eval_seconds) -> dict:
         # ONNX Runtime (CPU provider) against eager PyTorch in the same rounds; absent on CUDA.
         **({"onnx_latency_ms": latency["onnx"]["latency_ms"], "onnx_over_eager": latency["onnx"]["over_eager"],
             "onnx_eager_latency_ms": latency["onnx"]["eager_latency_ms"],
-            "onnx_export_seconds": latency["onnx"]["export_seconds"], "onnx_file_mib": latency["onnx"]["file_mib"]}
+            "onnx_export_seconds": latency["onnx"]["export_seconds"], "onnx_file_mib": latency["onnx"]["file_mib"],
+            "onnx_runtime_version": latency["onnx"]["version"]}
            if "onnx" in latency else {}),
         "train_step_ms": train,
         "train_step_ratio": train["sgnet"] / train["mask_rcnn"],
@@ -606,9 +609,9 @@ def onnx_report_lines(result: dict, counts, profile: str) -> list:
     return [
         "## ONNX Runtime (CPU provider)",
         "",
-        "SG-Net's frame step exported by `sgnet.deploy` (`tools/export_model.py`) and run in ONNX",
-        "Runtime with the same threads, against eager PyTorch in the same rounds; both steps include",
-        "the same association (PyTorch) against N existing tracks.",
+        f"SG-Net's frame step exported by `sgnet.deploy` (`tools/export_model.py`) and run in ONNX Runtime",
+        f"{result['onnx_runtime_version']} with the same threads, against eager PyTorch in the same rounds; both",
+        "steps include the same association (PyTorch) against N existing tracks.",
         "",
         "| N instances | ONNX Runtime (ms) | eager PyTorch (ms) | ONNX Runtime / eager |",
         "|---|---|---|---|",

@@ -21,6 +21,7 @@ from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
 from sgnet.deploy import DeployError, export_onnx
+from sgnet.deploy.errors import require
 from sgnet.predictor import VideoPredictor
 
 
@@ -36,14 +37,27 @@ def get_parser():
     return parser
 
 
+def build_config(args):
+    """The config, traced on the CPU (the deformable alignment's sampled formulation is the CPU
+    one); a missing file or a bad override as a DeployError naming it."""
+    if not os.path.isfile(args.config_file):
+        raise DeployError(f"{args.config_file}: no such config file")
+    try:
+        return load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
+    except (AssertionError, KeyError, ValueError) as e:  # yacs' errors for unknown keys, bad values
+        raise DeployError(f"{args.config_file} with overrides {args.opts}: {e}") from e
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = setup_logger(name="sgnet")
     try:
-        # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
-        cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
+        require("onnx")  # before any work: says how to install it
+        cfg = build_config(args)
         if not cfg.MODEL.WEIGHTS:
             logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
+        elif "://" not in cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
+            raise DeployError(f"{cfg.MODEL.WEIGHTS}: no such weights file (MODEL.WEIGHTS)")
         predictor = VideoPredictor(cfg)
         sample = None
         if args.sample_image:

@@ -1,5 +1,7 @@
 """Export of SG-Net's frame step (:meth:`sgnet.modeling.SGNet.frame_step`) to ONNX."""
+import json
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -14,17 +16,39 @@ INPUT_NAMES = ("image", "output_size")
 OUTPUT_NAMES = FrameOutputs._fields
 # The opset ONNX Runtime's CPU provider runs SG-Net's ops in (GridSample needs 16).
 OPSET = 18
-# Metadata of an exported file, read back by the runtime to refuse a file of another config.
-METADATA_KEYS = ("sgnet.num_classes", "sgnet.embed_dim", "sgnet.input_format")
+# The config values an exported graph holds (besides its weights): the input it expects, its
+# output sizes and its post-processing. Recorded in the file (metadata ``sgnet.config``), they
+# must agree with the config the file is run with. The tracker's keys stay free: association
+# runs outside the graph.
+GRAPH_KEYS = (
+    "INPUT.FORMAT",
+    "MODEL.PIXEL_MEAN",
+    "MODEL.PIXEL_STD",
+    "MODEL.SGNET.NUM_CLASSES",
+    "MODEL.SGNET.TRACK.EMBED_DIM",
+    "MODEL.SGNET.PRE_NMS_TOPK",
+    "MODEL.SGNET.SCORE_THRESH_TEST",
+    "MODEL.SGNET.NMS_THRESH_TEST",
+    "MODEL.SGNET.NMS_CLASS_AGNOSTIC",
+    "MODEL.SGNET.DETECTIONS_PER_IMAGE",
+    "MODEL.SGNET.MASK.THRESHOLD",
+    "MODEL.SGNET.MASK.GRANULARITIES",
+    "MODEL.SGNET.MASK.GRANULARITY_AREAS",
+    "MODEL.SGNET.MASK.GRANULARITY_PER_IMAGE",
+    "MODEL.SGNET.MASK.TEST_BOX_EXPANSION",
+)
+CONFIG_METADATA = "sgnet.config"
 
 
-def model_metadata(cfg) -> Dict[str, str]:
-    """What a config fixes about the graph's inputs and outputs (values as strings)."""
-    return {
-        "sgnet.num_classes": str(cfg.MODEL.SGNET.NUM_CLASSES),
-        "sgnet.embed_dim": str(cfg.MODEL.SGNET.TRACK.EMBED_DIM),
-        "sgnet.input_format": cfg.INPUT.FORMAT,
-    }
+def graph_config(cfg) -> Dict[str, object]:
+    """The :data:`GRAPH_KEYS` values of ``cfg``, as JSON values (tuples become lists)."""
+    values = {}
+    for key in GRAPH_KEYS:
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        values[key] = node
+    return json.loads(json.dumps(values))
 
 
 class FrameGraph(nn.Module):
@@ -41,6 +65,9 @@ class FrameGraph(nn.Module):
 
 @dataclass
 class ExportSummary:
+    """An exported file: its absolute path, inputs and outputs ("name: type[dims]"), size and
+    the time the export took."""
+
     path: str
     inputs: List[str]
     outputs: List[str]
@@ -48,13 +75,13 @@ class ExportSummary:
     seconds: float
 
 
-def _describe(values) -> List[str]:
+def _describe(values, onnx) -> List[str]:
     """'name: type[dims]' of graph inputs or outputs (symbolic dims by name)."""
     lines = []
     for value in values:
         tensor = value.type.tensor_type
         dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
-        lines.append(f"{value.name}: {require('onnx').TensorProto.DataType.Name(tensor.elem_type).lower()}[{', '.join(dims)}]")
+        lines.append(f"{value.name}: {onnx.TensorProto.DataType.Name(tensor.elem_type).lower()}[{', '.join(dims)}]")
     return lines
 
 
@@ -63,15 +90,13 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
     ``path``, an ONNX file whose frame size and number of detections are dynamic.
 
     Args:
-        cfg: the model's config (its class count and embedding size are recorded in the file).
+        cfg: the model's config (its :data:`GRAPH_KEYS` values are recorded in the file).
         sample_image: (3, h, w) uint8 example frame; by default a random frame of
             ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
     Returns:
         the file, its inputs and outputs ("name: type[dims]"), size and export time.
     """
     onnx = require("onnx")
-    import time
-
     if model.device.type != "cpu":
         raise DeployError(f"{path}: export runs on the CPU (MODEL.DEVICE cpu), the model is on {model.device}")
     if sample_image is None:
@@ -79,8 +104,10 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
         generator = torch.Generator().manual_seed(0)
         sample_image = torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
     output_size = torch.tensor(sample_image.shape[-2:], dtype=torch.int64)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as e:
+        raise DeployError(f"{path}: cannot create its folder ({e})") from e
     start = time.perf_counter()
     detections = {0: "detections"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -102,15 +129,14 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
             },
         )
     graph = onnx.load(path)
-    for key, value in model_metadata(cfg).items():
-        graph.metadata_props.add(key=key, value=value)
+    graph.metadata_props.add(key=CONFIG_METADATA, value=json.dumps(graph_config(cfg)))
     onnx.save(graph, path)
     onnx.checker.check_model(path, full_check=True)
     seconds = time.perf_counter() - start
     return ExportSummary(
         path=os.path.abspath(path),
-        inputs=_describe(graph.graph.input),
-        outputs=_describe(graph.graph.output),
+        inputs=_describe(graph.graph.input, onnx),
+        outputs=_describe(graph.graph.output, onnx),
         size_bytes=os.path.getsize(path),
         seconds=seconds,
     )

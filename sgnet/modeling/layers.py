@@ -116,8 +116,9 @@ def gather_conv3x3(
     Equal to ``F.conv2d(features[l], weight, bias, padding=1)[b, :, y, x]`` at each location
     (b, l, y, x) (the conv is linear, so its value at a location only needs that location's 3x3
     neighbourhood) at a fraction of the cost when few locations are needed (training positives,
-    kept detections). Every location's neighbourhood is read from every map (clamped inside it)
-    and the right one chosen: cheap next to the product, and traceable (no boolean indexing).
+    kept detections). Every location's neighbourhood is read from each of the L maps (clamped
+    inside it) and the right one chosen: L gathers of (P, 9C), small next to the (P, 9C) x (9C, O)
+    product, and traceable (no boolean indexing).
 
     Args:
         features: L maps (N, C, H_l, W_l).

@@ -308,8 +308,9 @@ class SpatialGranularityMaskHead(nn.Module):
         masks = torch.zeros(len(boxes), *output_size, dtype=torch.bool, device=device)
         if len(boxes) == 0:
             return masks
-        max_cells = self.max_granularity
-        cells = self.cell_coefficients(coefficients, granularity).view(len(boxes), max_cells, max_cells, num_bases)
+        cells = self.cell_coefficients(coefficients, granularity).view(
+            len(boxes), self.max_granularity, self.max_granularity, num_bases
+        )
         # Instances sorted by box size, so that chunks need little padding; every per-instance
         # tensor is permuted once, and a chunk is a slice of them.
         row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, valid_size)

@@ -12,7 +12,7 @@ from detectron2.utils.events import get_event_storage
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..tracking import OnlineTracker, VideoTrackAccumulator
+from ..tracking import OnlineTracker
 from . import losses
 from .assignment import fcos_matched_indices
 from .detection_head import SGNetDetectionHead
@@ -145,7 +145,6 @@ class SGNet(OnlineVideoInference, FCOS):
             raise ValueError(f"MODEL.SGNET.MASK.BASIS_IN_FEATURES {sorted(missing)} not in MODEL.SGNET.IN_FEATURES")
         self.mask_head = mask_head
         self.track_head = track_head
-        self.tracker = tracker
         self.basis_levels = [head_in_features.index(f) for f in basis_in_features]
         self.track_in_features = track_in_features
         self.basis_stride = backbone.output_shape()[basis_in_features[0]].stride // mask_head.basis_upsample
@@ -157,13 +156,12 @@ class SGNet(OnlineVideoInference, FCOS):
         self.track_loss_per_image = track_loss_per_image
         self.symmetric_pairs = symmetric_pairs
         self.mask_threshold = mask_threshold
-        self.track_label_rule = track_label_rule
-        VideoTrackAccumulator.check_classes_per_track(classes_per_track, num_classes)
-        if classes_per_track > 1 and not nms_class_agnostic:
-            # Per-class NMS can keep one detection per class of an object, which would become
-            # tracks reported under the same classes: duplicates.
-            raise ValueError("TEST.CLASSES_PER_TRACK > 1 needs MODEL.SGNET.NMS_CLASS_AGNOSTIC True")
-        self.classes_per_track = classes_per_track
+        self.init_video_inference(
+            tracker=tracker,
+            track_label_rule=track_label_rule,
+            classes_per_track=classes_per_track,
+            nms_class_agnostic=nms_class_agnostic,
+        )
         self.nms_class_agnostic = nms_class_agnostic
 
     @classmethod

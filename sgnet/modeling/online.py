@@ -11,8 +11,20 @@ class OnlineVideoInference:
     ``detect_frame(image, output_size) -> Instances`` (pred_boxes, scores, pred_classes,
     class_scores, pred_masks, embeddings), a ``tracker`` (:class:`~sgnet.tracking.OnlineTracker`),
     ``num_classes``, ``track_label_rule`` and ``classes_per_track``. :class:`SGNet` is one; the
-    ONNX Runtime frame model (:mod:`sgnet.deploy`) is another, and tracks the same way.
+    ONNX Runtime frame model (:mod:`sgnet.deploy`) is another, and tracks the same way; both
+    set these with :meth:`init_video_inference`.
     """
+
+    def init_video_inference(self, *, tracker, track_label_rule: str, classes_per_track: int, nms_class_agnostic: bool):
+        """Check and keep the video-inference settings (``self.num_classes`` already set)."""
+        VideoTrackAccumulator.check_classes_per_track(classes_per_track, self.num_classes)
+        if classes_per_track > 1 and not nms_class_agnostic:
+            # Per-class NMS can keep one detection per class of an object, which would become
+            # tracks reported under the same classes: duplicates.
+            raise ValueError("TEST.CLASSES_PER_TRACK > 1 needs MODEL.SGNET.NMS_CLASS_AGNOSTIC True")
+        self.tracker = tracker
+        self.track_label_rule = track_label_rule
+        self.classes_per_track = classes_per_track
 
     def inference_frame(self, image: Tensor, output_size, memory: TrackMemory) -> Instances:
         """Streaming API: one frame in, its tracked instances out (``track_ids`` field).

@@ -99,8 +99,9 @@ def nms_per_group(boxes: Tensor, scores: Tensor, groups, iou_thresh: float, max_
     boxes by group * (max_coordinate + 1) keeps groups apart in one NMS, with no reduction over
     the boxes (which an exported graph could not run on zero boxes)."""
     if groups is not None:
-        boxes = boxes + (groups * (max_coordinate + 1)).to(boxes.dtype)[:, None]
-    return nms(boxes, scores, iou_thresh)
+        # In float32 at least: half precision would round the shifted coordinates by pixels.
+        boxes = boxes.float() + (groups * (max_coordinate + 1)).float()[:, None]
+    return nms(boxes, scores.to(boxes.dtype), iou_thresh)
 
 
 def bilinear_sources(out_size: int, in_size: int, scale: float, device=None) -> Tensor:
