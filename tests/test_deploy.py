@@ -4,21 +4,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+import onnx  # the deploy extra, which make install installs: without it these tests fail
 import pytest
 import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, pairwise_iou
 
 from sgnet.data import VideoFrameReader, write_synthetic_video
+from sgnet.deploy import DeployError, ONNXRuntimeSGNet, export_onnx
 from sgnet.predictor import VideoPredictor
 
 from app_fixtures import load_script
 from model_fixtures import REPO_CONFIGS, pair_sample, tiny_cfg, train, two_object_scene
-
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from sgnet.deploy import DeployError, ONNXRuntimeSGNet, export_onnx  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Mask pixels whose probability lies this close to the threshold may go either way.
