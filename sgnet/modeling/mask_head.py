@@ -390,11 +390,9 @@ class SpatialGranularityMaskHead(nn.Module):
         max_g = self.max_granularity
         boxes = self.test_mask_boxes(boxes)
         cell_coefficients = self.cell_coefficients(coefficients, granularity)
-        # (N, G_j, G_i * h, w): cell (i, j)'s coarse logits, row band i stacked along the rows.
         cell_logits = (cell_coefficients @ coarse_bases.reshape(num_bases, -1)).reshape(
             num_instances, max_g, max_g, coarse_h, coarse_w
-        )
-        cell_logits = cell_logits.transpose(1, 2).reshape(num_instances, max_g, max_g * coarse_h, coarse_w)
+        )  # (N, G_i, G_j, h, w): cell (i, j)'s logits on the coarse map
         valid_h, valid_w = valid_size[0], valid_size[1]
         x0, y0, x1, y1 = boxes.unbind(dim=1)
         rows = torch.arange(valid_h, device=boxes.device)
@@ -402,34 +400,30 @@ class SpatialGranularityMaskHead(nn.Module):
         row_bands = grid_bands(rows.expand(num_instances, -1), y0, y1, granularity)  # (N, H_b)
         col_bands = grid_bands(cols.expand(num_instances, -1), x0, x1, granularity)  # (N, W_b)
 
-        def upsample_taps(bands, sources, size):
-            """Per instance and output index: the flat (band, coarse index) of both bilinear
-            taps, (N, n) each, and the second tap's weight (n,)."""
+        def upsample_taps(bands, sources, size, table_rows):
+            """Rows of a table holding, per instance, ``table_rows`` rows of which band b's start
+            at b * size: the rows of both bilinear taps of each output index, (N, n) each, and
+            the second tap's weight (n,)."""
             first = sources.floor()
             weight = sources - first
             first = first.long()
             second = (first + 1).clamp(max=size - 1)
-            return bands * size + first, bands * size + second, weight
+            start = torch.arange(num_instances, device=boxes.device)[:, None] * table_rows + bands * size
+            return start + first, start + second, weight
 
+        # Both passes read whole rows of a table (a plain gather, no per-element indices):
+        # rows: each coarse row of each row band, holding its G_j cells side by side.
+        row_table = cell_logits.permute(0, 1, 3, 2, 4).reshape(-1, max_g * coarse_w)  # (N * G_i * h, G_j * w)
         top, bottom, row_weight = upsample_taps(
-            row_bands, bilinear_sources(valid_h, coarse_h, 1 / self.basis_upsample, boxes.device), coarse_h
+            row_bands, bilinear_sources(valid_h, coarse_h, 1 / self.basis_upsample, boxes.device), coarse_h, max_g * coarse_h
         )
-        index = (num_instances, max_g, rows.shape[0], coarse_w)
-        row_logits = interpolate_taps(
-            torch.gather(cell_logits, 2, top[:, None, :, None].expand(index)),
-            torch.gather(cell_logits, 2, bottom[:, None, :, None].expand(index)),
-            row_weight[:, None],
-        )  # (N, G_j, H_b, w)
-        row_logits = row_logits.transpose(1, 2).reshape(num_instances, rows.shape[0], max_g * coarse_w)
+        row_logits = interpolate_taps(row_table[top], row_table[bottom], row_weight[:, None])  # (N, H_b, G_j * w)
+        # columns: each coarse column of each column band, along the basis rows.
+        column_table = row_logits.transpose(1, 2).reshape(-1, rows.shape[0])  # (N * G_j * w, H_b)
         left, right, col_weight = upsample_taps(
-            col_bands, bilinear_sources(valid_w, coarse_w, 1 / self.basis_upsample, boxes.device), coarse_w
+            col_bands, bilinear_sources(valid_w, coarse_w, 1 / self.basis_upsample, boxes.device), coarse_w, max_g * coarse_w
         )
-        index = (num_instances, rows.shape[0], cols.shape[0])
-        logits = interpolate_taps(
-            torch.gather(row_logits, 2, left[:, None, :].expand(index)),
-            torch.gather(row_logits, 2, right[:, None, :].expand(index)),
-            col_weight,
-        )  # (N, H_b, W_b)
+        logits = interpolate_taps(column_table[left], column_table[right], col_weight[:, None]).transpose(1, 2)  # (N, H_b, W_b)
         row_start, row_end, col_start, col_end = box_pixel_ranges(boxes, (valid_h, valid_w))
         inside = ((rows >= row_start[:, None]) & (rows < row_end[:, None]))[:, :, None] & (
             (cols >= col_start[:, None]) & (cols < col_end[:, None])
