@@ -43,7 +43,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from .datasets.builtin import SYNTHETIC_CLASSES, toy_dataset_paths
-from .datasets.ytvis import mask_to_uncompressed_rle
+from ..formats.rle import mask_to_uncompressed_rle
 
 __all__ = [
     "SYNTHETIC_CLASSES",

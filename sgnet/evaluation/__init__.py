@@ -6,7 +6,7 @@
 - :class:`YTVISeval`: pycocotools' COCOeval over videos, for custom parameters or analyses.
 """
 from .evaluator import YTVISEvaluator, predictions_to_results
-from .rle import encode_masks
+from ..formats.rle import encode_masks
 from .tracks import load_ground_truth, load_results
 from .video_overlaps import compute_video_overlaps, count_identity_switches
 from .ytvis_metric import YTVISeval, evaluate_ytvis

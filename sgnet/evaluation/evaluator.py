@@ -12,7 +12,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
-from .rle import encode_masks
+from ..formats.rle import encode_masks
 from .tracks import load_ground_truth
 from .ytvis_metric import evaluate_ytvis
 

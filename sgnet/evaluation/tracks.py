@@ -23,7 +23,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from detectron2.utils.file_io import PathManager
 
-from .rle import find_rle_problem, segmentation_to_rle
+from ..formats.rle import find_rle_problem, segmentation_to_rle
 
 __all__ = ["VideoInfo", "YTVISGroundTruth", "load_ground_truth", "load_results"]
 

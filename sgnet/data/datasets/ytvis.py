@@ -20,6 +20,8 @@ from detectron2.structures import BoxMode
 from detectron2.utils.colormap import colormap
 from detectron2.utils.file_io import PathManager
 
+from ...formats.rle import mask_to_uncompressed_rle, segmentation_to_mask, segmentation_to_rle
+
 __all__ = [
     "load_ytvis_json",
     "register_ytvis_instances",
@@ -34,39 +36,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _REQUIRED_VIDEO_KEYS = ("id", "file_names", "height", "width")
-
-
-# ---------------------------------------------------------------------------------------------
-# Mask encodings
-# ---------------------------------------------------------------------------------------------
-def segmentation_to_rle(segmentation, height: int, width: int) -> dict:
-    """Any of the official encodings -> one compressed pycocotools RLE.
-
-    Accepts uncompressed RLE (``counts`` a list of ints, column-major, starting with a run of
-    zeros), compressed RLE (``counts`` a str/bytes) and polygons (a list of [x0, y0, x1, ...]).
-    """
-    if isinstance(segmentation, list):
-        return mask_util.merge(mask_util.frPyObjects(segmentation, height, width))
-    if isinstance(segmentation["counts"], list):
-        return mask_util.frPyObjects(segmentation, height, width)
-    return segmentation
-
-
-def segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
-    """Decode any official encoding to a (height, width) uint8 {0, 1} mask."""
-    return mask_util.decode(segmentation_to_rle(segmentation, height, width))
-
-
-def mask_to_uncompressed_rle(mask: np.ndarray) -> dict:
-    """(H, W) binary mask -> ``{"counts": [int, ...], "size": [H, W]}`` as the official files
-    store it: run lengths in column-major order, the first run counting zeros (possibly 0)."""
-    mask = np.asarray(mask, dtype=bool)
-    flat = mask.ravel(order="F")
-    change_points = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    counts = np.diff(np.concatenate([[0], change_points, [flat.size]]))
-    if flat.size and flat[0]:
-        counts = np.concatenate([[0], counts])
-    return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
 def thing_colors_for(num_classes: int) -> list:

@@ -13,7 +13,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
-__all__ = ["encode_masks", "segmentation_to_rle", "find_rle_problem"]
+__all__ = ["encode_masks", "segmentation_to_rle", "segmentation_to_mask", "mask_to_uncompressed_rle", "find_rle_problem"]
 
 # pycocotools' compressed RLE: per run, up to 6 characters with the continuation bit ('P'..'o')
 # then one without ('0'..'O'). Longer values overflow its decoder; a trailing continuation
@@ -62,6 +62,23 @@ def segmentation_to_rle(segmentation, height: int, width: int) -> dict:
     if isinstance(segmentation["counts"], list):  # uncompressed RLE
         return mask_util.frPyObjects(segmentation, height, width)
     return segmentation
+
+
+def segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
+    """Decode any of the module's encodings (except None) to a (height, width) uint8 {0, 1} mask."""
+    return mask_util.decode(segmentation_to_rle(segmentation, height, width))
+
+
+def mask_to_uncompressed_rle(mask: np.ndarray) -> dict:
+    """(H, W) binary mask -> ``{"counts": [int, ...], "size": [H, W]}`` as the official files
+    store it: run lengths in column-major order, the first run counting zeros (possibly 0)."""
+    mask = np.asarray(mask, dtype=bool)
+    flat = mask.ravel(order="F")
+    change_points = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    counts = np.diff(np.concatenate([[0], change_points, [flat.size]]))
+    if flat.size and flat[0]:
+        counts = np.concatenate([[0], counts])
+    return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
 def find_rle_problem(segmentations: Sequence, height: int, width: int) -> Optional[Tuple[int, str]]:

@@ -1,0 +1,87 @@
+"""Writing files so that nothing a user has is lost: outputs are whole or absent, and never
+replace an input.
+
+- :func:`atomic_write`: a file is written under a temporary name in its destination folder and
+  renamed over the destination only when complete (an interrupted or failed write leaves the
+  previous file, or nothing, under the final name);
+- :func:`refuse_overwriting_inputs`: an output path that is, or holds, an input is refused;
+- :class:`CreatedFolders`: the folders a run made for its outputs, removed again if it fails.
+"""
+import contextlib
+import os
+import tempfile
+from typing import IO, Iterable, Iterator, List
+
+from .errors import InvalidInput
+
+__all__ = ["atomic_write", "refuse_overwriting_inputs", "CreatedFolders", "same_or_inside"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path`` for writing; on a clean exit it is flushed to disk
+    and renamed to ``path`` (with the permissions a plain ``open`` would give it); on any
+    exception (Ctrl-C included) it is removed and ``path`` is left as it was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, staging = tempfile.mkstemp(prefix=f".partial-{os.path.basename(path)}.", dir=folder)
+    try:
+        with os.fdopen(handle, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        _chmod_as_open_would(staging)
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staging)
+        raise
+
+
+def _chmod_as_open_would(path: str) -> None:
+    # mkstemp creates the file private (0600); a plain open() gives 0666 minus the umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def same_or_inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (symlinks resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def refuse_overwriting_inputs(output: str, inputs: Iterable[str], what: str = "--output") -> None:
+    """Raise :class:`InvalidInput` when ``output`` is one of ``inputs``, or a folder holding one:
+    writing there would replace the user's data. Paths are compared after resolving symlinks, so
+    ``./x.mp4`` and a link to it count as the same file."""
+    for source in inputs:
+        if same_or_inside(source, output) or (os.path.exists(output) and os.path.exists(source) and os.path.samefile(source, output)):
+            raise InvalidInput(
+                f"{what} {output} would overwrite the input {source}: choose another output path"
+            )
+
+
+class CreatedFolders:
+    """Makes the folders an output needs and remembers which it created, so that a failed run can
+    remove them (:meth:`remove_empty`) instead of leaving empty folders behind."""
+
+    def __init__(self):
+        self.created: List[str] = []
+
+    def make(self, folder: str) -> str:
+        folder = os.path.abspath(folder)
+        missing = []
+        probe = folder
+        while not os.path.exists(probe):
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        os.makedirs(folder, exist_ok=True)
+        self.created.extend(reversed(missing))  # outermost first
+        return folder
+
+    def remove_empty(self) -> None:
+        """Remove the created folders that are empty, innermost first."""
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        self.created = []
