@@ -4,6 +4,11 @@
     python train_net.py --config-file configs/ytvis_2019/sgnet_R50_FPN_1x.yaml --num-gpus 8
     python train_net.py --config-file ... --resume                       # continue the last run
     python train_net.py --config-file ... --eval-only MODEL.WEIGHTS model_final.pth
+    python train_net.py --config-file ... --start-over                   # train anew over an old run
+
+An OUTPUT_DIR that holds checkpoints is never overwritten silently: train with ``--resume`` (which
+also finds checkpoints of a copied run folder that lacks ``last_checkpoint``) or ``--start-over``.
+A mistake in the config, the datasets or a checkpoint ends in one line and exit status 2.
 
 All of detectron2's ``default_argument_parser`` flags work (multi-node: ``--num-machines``,
 ``--machine-rank``, ``--dist-url``); trailing ``KEY VALUE`` pairs override the config.
@@ -20,10 +25,12 @@ from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from sgnet.checkpoint import build_checkpointer
+from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
+from sgnet.config_checks import check_dataset_classes
 from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts
+from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
 
@@ -65,8 +72,10 @@ class Trainer(default_trainer()):
     def build_test_loader(cls, cfg, dataset_name):
         # One video per batch: the model tracks through every frame of it. The dataset comes from
         # sgnet.data, as detectron2's per-image dataset helpers cannot read video dicts.
+        dataset = get_ytvis_dataset_dicts(dataset_name, filter_empty=False)
+        check_dataset_classes(cfg, required=())  # its annotation file has set its classes now
         return build_detection_test_loader(
-            dataset=get_ytvis_dataset_dicts(dataset_name, filter_empty=False),
+            dataset=dataset,
             mapper=YTVISVideoTestMapper(cfg, is_train=False),
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
@@ -79,14 +88,31 @@ class Trainer(default_trainer()):
 
 def setup(args):
     cfg = load_config(args.config_file, args.opts)
-    if cfg.SOLVER.AMP.ENABLED and not args.eval_only:
-        try:
-            check_amp(cfg)
-        except ValueError as error:  # at once, in one line: not after the trainer is built
-            sys.exit(f"train_net.py: {args.config_file}: {error}")
+    check_run(cfg, args)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")
     return cfg
+
+
+def check_run(cfg, args) -> None:
+    """What can be checked before anything is built, as one-line user errors: mixed precision
+    available, the datasets registered with the class count the model has, and an OUTPUT_DIR whose
+    checkpoints this run would overwrite."""
+    if cfg.SOLVER.AMP.ENABLED and not args.eval_only:
+        try:
+            check_amp(cfg)
+        except ValueError as error:
+            raise InvalidInput(f"{args.config_file}: {error}") from error
+    check_dataset_classes(cfg, ("TEST",) if args.eval_only else ("TRAIN", "TEST"))
+    if args.eval_only or args.resume or args.start_over:
+        return
+    existing = SGNetCheckpointer(None, cfg.OUTPUT_DIR).checkpoint_files()
+    if existing:
+        raise InvalidInput(
+            f"OUTPUT_DIR {cfg.OUTPUT_DIR} holds checkpoints of an earlier run ({os.path.basename(existing[0])}, "
+            f"{len(existing)} in all), which training would overwrite: add --resume to continue that run, "
+            "--start-over to train anew over it, or choose another OUTPUT_DIR"
+        )
 
 
 def main(args):
@@ -103,8 +129,20 @@ def main(args):
     return trainer.train()
 
 
-if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+def get_parser():
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--start-over",
+        action="store_true",
+        help="train from MODEL.WEIGHTS even though OUTPUT_DIR holds checkpoints of an earlier run (they are overwritten)",
+    )
+    return parser
+
+
+def launch_from_command_line(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    # Checked here, before workers are spawned: a mistake is one line, not one traceback per GPU.
+    check_run(load_config(args.config_file, args.opts), args)
     launch(
         main,
         args.num_gpus,
@@ -113,3 +151,12 @@ if __name__ == "__main__":
         dist_url=args.dist_url,
         args=(args,),
     )
+
+
+def cli(argv=None) -> int:
+    """The command line; returns the exit status (2: a user's mistake, reported in one line)."""
+    return run_main("train_net.py", launch_from_command_line, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -8,8 +8,12 @@
 ``tools/export_model.py`` with the same config, which still sets classes and test sizes).
 
 Frames are read, tracked, drawn and written one at a time (memory stays flat in the video's
-length). The output is an H.264 mp4 (plays in browsers and common players) or, when ``--output``
-is a folder, one PNG per frame. Exit status: 0 on success, 2 on bad input or output.
+length). The output is an H.264 video (``.mp4``, ``.mkv``, ``.mov`` or ``.avi``; plays in browsers
+and common players) or, when ``--output`` is a folder (a path without one of those extensions),
+one PNG per frame. Nothing of the user's is lost: an output that is, or holds, an input is
+refused; outputs appear whole or not at all (written under temporary names, renamed when
+complete; an error, Ctrl-C or SIGTERM removes them and the folders the run created).
+Exit status: 0 on success, 2 on bad input or output (one line), 130 when interrupted.
 """
 import argparse
 import os
@@ -30,17 +34,18 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from sgnet.config import load_config
+from sgnet.config_checks import check_dataset_classes
 from sgnet.data import VideoFrameReader
+from sgnet.errors import InvalidInput, run_main
+from sgnet.fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs
 from sgnet.predictor import VideoPredictor
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+# What cv2.imencode writes for --strip.
+STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
 # One colour per track id, stable over the video (and across runs).
 TRACK_COLORS = colormap(rgb=True, maximum=1)
 
-
-
-class DemoError(Exception):
-    """Bad input or output: reported in one line, exit status 2."""
 
 
 def get_parser():
@@ -77,18 +82,33 @@ def draw(frame_bgr: np.ndarray, instances, metadata, threshold: float) -> np.nda
     return drawn.get_image()[:, :, ::-1]
 
 
+def output_kind(output: str) -> str:
+    """"video" or "frames" (a folder of PNGs) for an ``--output`` path; an extension the writer
+    cannot produce (``out.webm``) is refused rather than silently becoming a folder."""
+    suffix = os.path.splitext(output.rstrip("/" + os.sep))[1].lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix and not os.path.isdir(output):
+        raise InvalidInput(
+            f"--output {output}: the demo writes H.264 video ({', '.join(VIDEO_SUFFIXES)}) or PNG frames into a "
+            f"folder (a path without an extension), not {suffix}"
+        )
+    return "frames"
+
+
 class FrameSink:
-    """Writes frames to an H.264 mp4 or to a folder of PNGs, into a temporary place that
-    :meth:`commit` moves to the destination; :meth:`discard` removes it (no partial output)."""
+    """Writes frames to an H.264 video or to a folder of PNGs, into a temporary place that
+    :meth:`commit` moves to the destination; :meth:`discard` removes it and the folders it made
+    (no partial output)."""
 
     def __init__(self, output: str, fps: float, height: int, width: int):
         self.output = os.path.abspath(output)
-        self.is_video = self.output.lower().endswith(VIDEO_SUFFIXES)
-        parent = os.path.dirname(self.output) if self.is_video else self.output
+        self.is_video = output_kind(output) == "video"
+        self.folders = CreatedFolders()
         try:
-            os.makedirs(parent, exist_ok=True)
+            parent = self.folders.make(os.path.dirname(self.output) if self.is_video else self.output)
             if self.is_video:
-                handle, self.staging = tempfile.mkstemp(suffix=".mp4", prefix=".partial-", dir=parent)
+                handle, self.staging = tempfile.mkstemp(suffix=os.path.splitext(self.output)[1], prefix=".partial-", dir=parent)
                 os.close(handle)
                 self.container = av.open(self.staging, "w")
                 self.stream = self.container.add_stream("libx264", rate=round(fps) or 6)
@@ -98,7 +118,8 @@ class FrameSink:
             else:
                 self.staging = tempfile.mkdtemp(prefix=".partial-", dir=parent)
         except OSError as e:
-            raise DemoError(f"cannot write the output {self.output}: {e}") from e
+            self.folders.remove_empty()
+            raise InvalidInput(f"cannot write the output {self.output}: {e}") from e
         self.count = 0
 
     def write(self, frame_bgr: np.ndarray) -> None:
@@ -107,7 +128,9 @@ class FrameSink:
             for packet in self.stream.encode(av.VideoFrame.from_ndarray(padded, format="bgr24")):
                 self.container.mux(packet)
         else:
-            cv2.imwrite(os.path.join(self.staging, f"{self.count:06d}.png"), frame_bgr)
+            path = os.path.join(self.staging, f"{self.count:06d}.png")
+            if not cv2.imwrite(path, frame_bgr):
+                raise OSError(f"OpenCV could not write {path}")
         self.count += 1
 
     def commit(self) -> str:
@@ -131,25 +154,50 @@ class FrameSink:
             os.remove(self.staging)
         else:
             shutil.rmtree(self.staging, ignore_errors=True)
+        self.folders.remove_empty()
+
+
+def write_strip(path: str, frames: list) -> str:
+    """The frames side by side as one image at ``path``, written atomically and checked."""
+    ok, encoded = cv2.imencode(os.path.splitext(path)[1], np.concatenate(frames, axis=1))
+    if not ok:
+        raise InvalidInput(f"--strip {path}: OpenCV could not encode the strip")
+    folders = CreatedFolders()
+    try:
+        folders.make(os.path.dirname(os.path.abspath(path)))
+        with atomic_write(path, "wb") as f:
+            f.write(encoded.tobytes())
+    except OSError as e:
+        folders.remove_empty()
+        raise InvalidInput(f"--strip {path}: cannot write it ({e})") from e
+    return os.path.abspath(path)
+
+
+def check_outputs(args, inputs: list) -> None:
+    """Refuse outputs that would replace an input (the video or frames, config, weights, ONNX
+    file) or each other, and a strip format OpenCV does not write."""
+    refuse_overwriting_inputs(args.output, inputs)
+    if args.strip:
+        if os.path.splitext(args.strip)[1].lower() not in STRIP_SUFFIXES:
+            raise InvalidInput(f"--strip {args.strip}: must end in one of {', '.join(STRIP_SUFFIXES)}")
+        refuse_overwriting_inputs(args.strip, inputs + [args.output], what="--strip")
 
 
 def onnx_model(path: str, cfg):
     """The exported frame step in ONNX Runtime (it says so if the deploy extra is missing)."""
-    from sgnet.deploy import DeployError, ONNXRuntimeSGNet
+    from sgnet.deploy import ONNXRuntimeSGNet
 
-    try:
-        return ONNXRuntimeSGNet(path, cfg)
-    except DeployError as e:
-        raise DemoError(str(e)) from e
+    return ONNXRuntimeSGNet(path, cfg)  # a bad file: DeployError, a UserError
 
 
 def run(args) -> dict:
     cfg = load_config(args.config_file, args.opts)
+    check_dataset_classes(cfg, required=("TEST",))
+    output_kind(args.output)  # before any work
     source = args.video_input or args.input
-    try:
-        reader = VideoFrameReader(source)
-    except (OSError, RuntimeError, ValueError) as e:
-        raise DemoError(str(e)) from e
+    reader = VideoFrameReader(source)
+    inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
+    check_outputs(args, inputs)
     metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__unused")
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
@@ -167,36 +215,36 @@ def run(args) -> dict:
             if index in strip_indices:
                 strip.append(drawn)
         if sink.count == 0:
-            raise DemoError(f"{source} has no frames")
-        output = sink.commit()
-    except BaseException as e:
+            raise InvalidInput(f"{source} has no frames")
+        summary = {"output": sink.commit()}
+    except OSError as e:  # the disk, not the program: full, read-only, removed meanwhile
         sink.discard()
-        if isinstance(e, (OSError, RuntimeError, ValueError)) and not isinstance(e, DemoError):
-            raise DemoError(f"{e} (the partial output was removed; nothing was written to {sink.output})") from e
+        raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {sink.output})") from e
+    except BaseException:  # a bad frame, Ctrl-C, SIGTERM, a bug: no partial output either
+        sink.discard()
         raise
     elapsed = time.perf_counter() - start
-    summary = {"frames": sink.count, "tracks": len(track_ids), "mean_fps": round(sink.count / elapsed, 2), "output": output}
+    summary.update(frames=sink.count, tracks=len(track_ids), mean_fps=round(sink.count / elapsed, 2))
     if args.strip and strip:
-        os.makedirs(os.path.dirname(os.path.abspath(args.strip)), exist_ok=True)
-        cv2.imwrite(args.strip, np.concatenate(strip, axis=1))
-        summary["strip"] = os.path.abspath(args.strip)
+        summary["strip"] = write_strip(args.strip, strip)
     return summary
 
 
-def main(argv=None) -> int:
+def cli(argv=None) -> int:
     args = get_parser().parse_args(argv)
     setup_logger(name="sgnet")
     setup_logger(name="fvcore")
-    try:
-        summary = run(args)
-    except DemoError as e:
-        print(f"demo.py: error: {e}", file=sys.stderr)
-        return 2
+    summary = run(args)
     print(
         f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['output']} "
         f"({summary['mean_fps']} frames/s)" + (f"; strip: {summary['strip']}" if "strip" in summary else "")
     )
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: a user's mistake, reported in one line)."""
+    return run_main("demo.py", cli, argv)
 
 
 if __name__ == "__main__":

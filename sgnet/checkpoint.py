@@ -19,13 +19,20 @@ The rest of SG-Net keeps its initialisation: the feature alignment, the mask and
 ``cls_score`` rows without a counterpart, and the per-level ``scales`` (detectron2's FCOS has
 none: its regression is unscaled, which SG-Net's scales reproduce at their initial 1.0).
 """
+import os
+import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import Tensor
 
-__all__ = ["SGNetCheckpointer", "build_checkpointer", "convert_fcos_checkpoint", "is_detectron2_fcos", "FCOSInitReport"]
+from .config_checks import check_config_values
+from .errors import InvalidInput, MissingInput, one_line
+from .fileio import atomic_write
+
+__all__ = ["SGNetCheckpointer", "CheckpointLoadError", "build_checkpointer", "convert_fcos_checkpoint", "is_detectron2_fcos", "FCOSInitReport"]
 
 # Module prefixes that only detectron2's FCOSHead has (RetinaNet's head lacks ctrness, SG-Net's
 # towers are named cls_tower / box_tower).
@@ -104,7 +111,7 @@ def _check_backbone_fits(checkpoint: Dict[str, Tensor], model: Dict[str, Tensor]
     problems += [f"{key} not in SG-Net" for key in checkpoint if key.startswith("backbone.") and key not in model]
     if problems:
         more = f" (and {len(problems) - _MISMATCHES_SHOWN} more)" if len(problems) > _MISMATCHES_SHOWN else ""
-        raise ValueError(
+        raise InvalidInput(
             f"{source}: the backbone of this detectron2 FCOS checkpoint does not fit SG-Net's "
             f"(MODEL.RESNETS / MODEL.FPN): {'; '.join(problems[:_MISMATCHES_SHOWN])}{more}"
         )
@@ -154,7 +161,7 @@ def convert_fcos_checkpoint(
             left at its initialisation.
         source: the checkpoint's file, for error messages.
     Raises:
-        ValueError: the backbone does not fit, or ``class_map`` names a class either side lacks.
+        InvalidInput: the backbone does not fit, or ``class_map`` names a class either side lacks.
     """
     loaded = _check_backbone_fits(checkpoint, model, source)
     converted = {key: checkpoint[key] for key in loaded}
@@ -187,12 +194,12 @@ def _class_rows(checkpoint_rows: Tensor, model_rows: Tensor, class_map: Dict[int
     ``class_map[t]``."""
     for target, source_class in class_map.items():
         if not (0 <= target < len(model_rows) and 0 <= source_class < len(checkpoint_rows)):
-            raise ValueError(
+            raise InvalidInput(
                 f"{source}: MODEL.SGNET.FCOS_CLASS_MAP maps class {target} to checkpoint class {source_class}, "
                 f"but SG-Net has {len(model_rows)} classes and the checkpoint's cls_score {len(checkpoint_rows)}"
             )
     if checkpoint_rows.shape[1:] != model_rows.shape[1:]:
-        raise ValueError(
+        raise InvalidInput(
             f"{source}: cls_score is {tuple(checkpoint_rows.shape)} in the checkpoint, {tuple(model_rows.shape)} "
             "in SG-Net: rows of different shapes cannot be mapped (MODEL.SGNET.FCOS_CLASS_MAP)"
         )
@@ -203,11 +210,24 @@ def _class_rows(checkpoint_rows: Tensor, model_rows: Tensor, class_map: Dict[int
     return rows
 
 
+class CheckpointLoadError(InvalidInput):
+    """A checkpoint file that torch / detectron2 cannot read (truncated, empty, not a checkpoint)."""
+
+
 class SGNetCheckpointer(DetectionCheckpointer):
-    """detectron2's ``DetectionCheckpointer`` that initialises SG-Net from a detectron2 FCOS
-    checkpoint (model-zoo ``.pkl`` or ``.pth``) by :func:`convert_fcos_checkpoint`, logging what
-    it loaded, mapped and left at initialisation (``fcos_init_report`` keeps it). Every other
-    checkpoint loads exactly as with ``DetectionCheckpointer``; saving is unchanged.
+    """detectron2's ``DetectionCheckpointer`` that
+
+    - initialises SG-Net from a detectron2 FCOS checkpoint (model-zoo ``.pkl`` or ``.pth``) by
+      :func:`convert_fcos_checkpoint`, logging what it loaded, mapped and left at initialisation
+      (``fcos_init_report`` keeps it); every other checkpoint loads as with detectron2's;
+    - reports a missing or unreadable file in one line naming it (:class:`CheckpointLoadError`),
+      and refuses to resume (restore the optimizer and schedule too) from a checkpoint whose
+      model differs from the config's, which would fail in the first optimizer step;
+    - saves atomically: a checkpoint and the ``last_checkpoint`` tag are written under a
+      temporary name and renamed when complete, so a killed save leaves the previous files;
+    - resumes without losing work (:meth:`resume_or_load`): without a ``last_checkpoint`` tag
+      (a copied or synced run folder) from the newest checkpoint that loads, skipping truncated
+      ones with a warning.
     """
 
     def __init__(self, model, save_dir: str = "", *, fcos_class_map: Optional[Dict[int, int]] = None, **kwargs):
@@ -215,14 +235,33 @@ class SGNetCheckpointer(DetectionCheckpointer):
         self.fcos_class_map = dict(fcos_class_map or {})
         self.fcos_init_report: Optional[FCOSInitReport] = None
         self._loading = None
+        self._restoring = False
 
-    def load(self, path, *args, **kwargs):
-        # _load_model is not told the file: kept here for its error messages and log.
-        self._loading, self.fcos_init_report = path, None
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self, path, checkpointables=None):
+        if path and "://" not in path and not os.path.isfile(path):
+            raise MissingInput(f"{path}: no such checkpoint file (MODEL.WEIGHTS or the run's last_checkpoint)")
+        # _load_model is not told the file nor what else is restored: kept here for it.
+        wanted = self.checkpointables if checkpointables is None else checkpointables
+        self._loading, self._restoring, self.fcos_init_report = path, bool(wanted), None
         try:
-            return super().load(path, *args, **kwargs)
+            return super().load(path, checkpointables=checkpointables)
         finally:
-            self._loading = None
+            self._loading, self._restoring = None, False
+
+    def _load_file(self, filename):
+        try:
+            checkpoint = super()._load_file(filename)
+        except Exception as e:  # noqa: BLE001
+            # torch.load / pickle fail on a truncated, empty or foreign file with whatever error
+            # the bytes lead to (EOFError, UnpicklingError, IndexError, OSError, ...): all say
+            # the file is not a checkpoint. The cause stays chained.
+            raise CheckpointLoadError(
+                f"{filename}: not a checkpoint torch or detectron2 can read ({type(e).__name__}: {one_line(e) or 'no data'})"
+            ) from e
+        if not isinstance(checkpoint.get("model"), dict):
+            raise CheckpointLoadError(f"{filename}: not a model checkpoint (no 'model' state dict)")
+        return checkpoint
 
     def _load_model(self, checkpoint):
         if is_detectron2_fcos(checkpoint["model"]):
@@ -231,17 +270,107 @@ class SGNetCheckpointer(DetectionCheckpointer):
                 checkpoint["model"], self.model.state_dict(), self.fcos_class_map, self._loading
             )
             self.logger.info(self.fcos_init_report.summary(self._loading))
+        elif self._restoring and any(key in checkpoint for key in self.checkpointables):
+            self._check_same_model(checkpoint["model"])
         return super()._load_model(checkpoint)
+
+    def _check_same_model(self, state: Dict[str, Tensor]) -> None:
+        """Resuming restores the optimizer's per-parameter state: the checkpoint's model must be
+        the config's exactly (another class count would fail in the first optimizer step)."""
+        model = self.model.state_dict()
+        differences = [
+            f"{key} {tuple(state[key].shape)} in the checkpoint, {tuple(model[key].shape)} in the model"
+            for key in model
+            if key in state and hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(model[key].shape)
+        ]
+        differences += [f"{key} missing from the checkpoint" for key in model if key not in state]
+        if differences:
+            more = f" (and {len(differences) - _MISMATCHES_SHOWN} more)" if len(differences) > _MISMATCHES_SHOWN else ""
+            raise InvalidInput(
+                f"{self._loading}: cannot resume from this checkpoint, its model differs from the config's "
+                f"({'; '.join(differences[:_MISMATCHES_SHOWN])}{more}): resume with the config it was trained "
+                "with, or train into a new OUTPUT_DIR with MODEL.WEIGHTS set to it"
+            )
+
+    # -- resuming --------------------------------------------------------------------------------
+    def checkpoint_files(self) -> List[str]:
+        """The run's checkpoints in ``save_dir``, newest first: the one ``last_checkpoint`` names,
+        then ``model_final.pth``, then ``model_<iteration>.pth`` by iteration, descending."""
+        if not self.save_dir or not os.path.isdir(self.save_dir):
+            return []
+        tagged = self.get_checkpoint_file() if super().has_checkpoint() else ""
+
+        def age(name: str):
+            match = _ITERATION_NAME.fullmatch(name)
+            return (name == os.path.basename(tagged), name == "model_final.pth", int(match.group(1)) if match else -1)
+
+        names = [n for n in os.listdir(self.save_dir) if n == "model_final.pth" or _ITERATION_NAME.fullmatch(n)]
+        return [os.path.join(self.save_dir, n) for n in sorted(names, key=age, reverse=True)]
+
+    def has_checkpoint(self) -> bool:
+        """Whether ``save_dir`` holds a checkpoint to resume from, tagged or not (detectron2's
+        trainer then starts at the iteration after the restored one)."""
+        return bool(self.checkpoint_files())
+
+    def resume_or_load(self, path: str, *, resume: bool = True):
+        """With ``resume``, restore the newest checkpoint of ``save_dir`` that loads (model,
+        optimizer, scheduler, iteration), trying older ones when one is truncated or unreadable
+        (each skipped with a warning); without a ``last_checkpoint`` tag, say which file was taken.
+        Without ``resume`` or any checkpoint: load ``path``'s model weights only.
+
+        Raises:
+            CheckpointLoadError: every checkpoint of ``save_dir`` fails to load.
+        """
+        candidates = self.checkpoint_files() if resume else []
+        if not candidates:
+            return self.load(path, checkpointables=[])
+        if not super().has_checkpoint():
+            self.logger.warning(
+                f"{self.save_dir} has checkpoints but no last_checkpoint tag: resuming from the newest that loads"
+            )
+        failures = []
+        for candidate in candidates:
+            try:
+                loaded = self.load(candidate)
+            except CheckpointLoadError as e:
+                self.logger.warning(f"Skipping {candidate}: {e}")
+                failures.append(candidate)
+                continue
+            self.logger.info(f"Resumed from {candidate} (iteration {loaded.get('iteration', 'unknown')})")
+            return loaded
+        raise CheckpointLoadError(
+            f"{self.save_dir}: none of its {len(failures)} checkpoints loads ({', '.join(map(os.path.basename, failures))}); "
+            "start over in a new OUTPUT_DIR"
+        )
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, name: str, **kwargs) -> None:
+        """detectron2's ``save`` (same file, same content), written atomically."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        with atomic_write(save_file, "wb") as f:
+            torch.save(data, f)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        with atomic_write(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
+            f.write(last_filename_basename)
+
+
+# Periodic checkpoints of detectron2's hook: model_0000099.pth.
+_ITERATION_NAME = re.compile(r"model_(\d+)\.pth")
 
 
 def build_checkpointer(cfg, model, save_dir: str = "", **checkpointables) -> SGNetCheckpointer:
     """An :class:`SGNetCheckpointer` with ``MODEL.SGNET.FCOS_CLASS_MAP`` (one entry per class,
     the checkpoint class or -1 for none, or empty)."""
+    check_config_values(cfg)
     classes = list(cfg.MODEL.SGNET.FCOS_CLASS_MAP)
-    if classes and (len(classes) != cfg.MODEL.SGNET.NUM_CLASSES or min(classes) < -1):
-        raise ValueError(
-            f"MODEL.SGNET.FCOS_CLASS_MAP needs one entry per class (MODEL.SGNET.NUM_CLASSES "
-            f"{cfg.MODEL.SGNET.NUM_CLASSES}), each a checkpoint class index or -1; got {classes}"
-        )
     class_map = {target: source for target, source in enumerate(classes) if source >= 0}
     return SGNetCheckpointer(model, save_dir, fcos_class_map=class_map, **checkpointables)

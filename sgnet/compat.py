@@ -1,17 +1,22 @@
-"""Make detectron2 v0.6's python sources work on current torch / Pillow, without touching a
-complete detectron2.
+"""Bridge the detectron2 versions that sgnet meets, without touching a complete detectron2.
 
-Applied once by ``import sgnet``, before anything imports detectron2's engine. Two accommodations,
-each applied only when needed, so that a detectron2 built from source (0.6 up to current main)
-is left exactly as it is:
+Applied once by ``import sgnet``, before anything imports detectron2's engine. The detectron2 v0.6
+that ``make install`` puts in place (``tools/install_detectron2.py``) works on its own: the
+installer writes its ``_C`` placeholder and replaces ``Image.LINEAR``, so neither accommodation
+below acts on it. They remain for the other python-only detectron2s a user may bring, each
+applied only when that detectron2 needs it, so that a detectron2 built from source (0.6 up to
+current main) is left exactly as it is:
 
-1. ``detectron2._C`` (the compiled extension) is absent in a python-only install, yet
-   ``layers.deform_conv``, ``layers.rotated_boxes``, ``layers.roi_align_rotated`` and
-   ``evaluation.fast_eval_api`` import it at module import time. A placeholder module is registered
-   whose functions raise a clear error naming the op. SG-Net calls none of them (NMS and
-   deformable convolution come from torchvision).
-2. Pillow >= 10 removed ``PIL.Image.LINEAR``, which detectron2 0.6 uses as a default argument at
-   import time; it is aliased to ``BILINEAR`` (the same filter) when missing.
+1. ``detectron2._C`` (the compiled extension) is absent from detectron2's python sources used
+   without a build (for example detectron2 main's on ``PYTHONPATH``, as the test suite's second
+   leg runs), yet ``layers.deform_conv``, ``layers.rotated_boxes``,
+   ``layers.roi_align_rotated`` and ``evaluation.fast_eval_api`` import it at module import time.
+   The placeholder module that the installer also copies (``sgnet/_detectron2_c_placeholder.py``)
+   is registered as ``detectron2._C``: its ops raise a clear error naming the op when called.
+   SG-Net calls none of them (NMS and deformable convolution come from torchvision).
+2. Pillow >= 10 removed ``PIL.Image.LINEAR``, which detectron2 0.6's own transforms use as a
+   default argument at import time: for a user's own v0.6 source build (not the installer's
+   patched copy), ``Image.LINEAR`` is aliased to ``BILINEAR`` (the same filter) when missing.
 
 It also bridges the differences between detectron2 versions that sgnet meets, here only:
 main's ``AMPTrainer`` autocasts to a ``precision`` (float16 or bfloat16), v0.6's to float16 only
@@ -21,48 +26,21 @@ main's ``AMPTrainer`` autocasts to a ``precision`` (float16 or bfloat16), v0.6's
 import importlib.util
 import inspect
 import os
+import re
 import sys
-import types
 
-__all__ = ["apply", "MissingExtensionModule", "applied", "amp_trainer_takes_precision", "check_amp_precision", "set_amp_precision", "default_trainer"]
+__all__ = ["apply", "PLACEHOLDER_EXTENSION", "applied", "amp_trainer_takes_precision", "check_amp_precision", "set_amp_precision", "default_trainer"]
 
 # Which accommodations `apply` has made in this process, for environment reports and tests.
 applied = []
 
-
-# Build-information queries (detectron2's `collect_env_info`, called by `default_setup`) answer
-# truthfully instead of raising: they describe the build, they are not ops.
-_BUILD_INFO = {
-    "get_compiler_version": "none (python-only detectron2, no compiled extension)",
-    "get_cuda_version": "none (python-only detectron2, no compiled extension)",
-    "has_cuda": False,
-}
+# The `detectron2._C` placeholder: one file, registered here and copied by the installer.
+PLACEHOLDER_EXTENSION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_detectron2_c_placeholder.py")
 
 
-class MissingExtensionModule(types.ModuleType):
-    """Stands in for ``detectron2._C``: importable, but every op raises when called."""
-
-    def __getattr__(self, name):
-        # Dunders must stay missing: torch's `inspect.getmodule` walks sys.modules and reads
-        # `__file__` etc., and a callable answer there crashes `import torchvision`.
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        if name in _BUILD_INFO:
-            return lambda: _BUILD_INFO[name]
-
-        def missing_op(*args, **kwargs):
-            raise RuntimeError(
-                f"detectron2._C.{name} was called, but this detectron2 has no compiled C++ "
-                "extension (python-only install). SG-Net does not need it; the caller does. "
-                "Build detectron2 from source to use this op: "
-                "https://detectron2.readthedocs.io/en/latest/tutorials/install.html"
-            )
-
-        missing_op.__name__ = name
-        return missing_op
-
-
-def _compiled_extension_present() -> bool:
+def _extension_module_present() -> bool:
+    """Whether detectron2 has a ``_C`` module of its own: the compiled extension, or the
+    placeholder that ``tools/install_detectron2.py`` wrote into the copy it installed."""
     if "detectron2._C" in sys.modules:
         return True
     try:
@@ -72,21 +50,37 @@ def _compiled_extension_present() -> bool:
 
 
 def _register_extension_placeholder() -> bool:
-    if _compiled_extension_present():
+    if _extension_module_present():
         return False
     import detectron2
 
-    placeholder = MissingExtensionModule("detectron2._C")
+    spec = importlib.util.spec_from_file_location("detectron2._C", PLACEHOLDER_EXTENSION)
+    placeholder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(placeholder)
     sys.modules["detectron2._C"] = placeholder
     # `from detectron2 import _C` reads the attribute on the package.
     detectron2._C = placeholder
     return True
 
 
+def _detectron2_uses_pillow_linear() -> bool:
+    """Whether the detectron2 in use names ``Image.LINEAR`` in its transforms (v0.6 as released
+    does; the installer's copy and main do not). Read from the source: importing it is what fails."""
+    import detectron2
+
+    for root in getattr(detectron2, "__path__", []):
+        try:
+            with open(os.path.join(root, "data", "transforms", "transform.py"), encoding="utf-8") as f:
+                return re.search(r"\bImage\.LINEAR\b", f.read()) is not None
+        except OSError:
+            continue
+    return True  # sources not readable as files (e.g. zipped): alias, as before
+
+
 def _alias_pillow_linear() -> bool:
     from PIL import Image
 
-    if hasattr(Image, "LINEAR"):
+    if hasattr(Image, "LINEAR") or not _detectron2_uses_pillow_linear():
         return False
     Image.LINEAR = Image.BILINEAR
     return True

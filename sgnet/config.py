@@ -4,8 +4,12 @@ Defaults are the authors' release values (mmdetection ``sgnet_r50_caffe_fpn_gn_1
 comment says otherwise. detectron2's own keys (``MODEL.RESNETS``, ``MODEL.FPN``, ``INPUT``,
 ``SOLVER`` ...) keep their detectron2 meaning; ``configs/Base-SGNet.yaml`` sets them for SG-Net.
 """
+import yaml
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
+
+from .config_checks import check_config_values
+from .errors import InvalidInput, check_readable_file
 
 
 def add_sgnet_config(cfg):
@@ -20,13 +24,34 @@ def add_sgnet_config(cfg):
 
 def load_config(config_file: str, opts=()) -> CN:
     """detectron2's defaults + SG-Net's keys, then ``config_file``, then ``KEY VALUE`` overrides;
-    frozen."""
+    checked (:func:`sgnet.config_checks.check_config_values`) and frozen.
+
+    Raises:
+        sgnet.errors.MissingInput / InvalidInput: one line naming the file or the override and the
+            problem (a missing file, bad YAML, an unknown key, a value of the wrong type or out
+            of its range).
+    """
+    check_readable_file(config_file, "config file")
     cfg = get_cfg()
     add_sgnet_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    try:
+        cfg.merge_from_file(config_file)
+    except (AssertionError, AttributeError, KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as e:
+        # yacs' errors, YAML's, a file that is not a mapping, a missing _BASE_
+        raise InvalidInput(f"{config_file}: {_yacs_message(e)}") from e
+    opts = list(opts)
+    try:
+        cfg.merge_from_list(opts)
+    except (AssertionError, KeyError, ValueError, TypeError) as e:
+        raise InvalidInput(f"{config_file}: override: {_yacs_message(e)}") from e
+    check_config_values(cfg, config_file)
     cfg.freeze()
     return cfg
+
+
+def _yacs_message(error: Exception) -> str:
+    # KeyError's str() quotes its message; the others are plain sentences.
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def _add_input_config(cfg):

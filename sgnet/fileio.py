@@ -1,9 +1,9 @@
 """Writing files so that nothing a user has is lost: outputs are whole or absent, and never
 replace an input.
 
-- :func:`atomic_write`: a file is written under a temporary name in its destination folder and
-  renamed over the destination only when complete (an interrupted or failed write leaves the
-  previous file, or nothing, under the final name);
+- :class:`StagedFile`, :func:`atomic_path`, :func:`atomic_write`: a file is written under a
+  temporary name in its destination folder and renamed over the destination only when complete
+  (an interrupted or failed write leaves the previous file, or nothing, under the final name);
 - :func:`refuse_overwriting_inputs`: an output path that is, or holds, an input is refused;
 - :class:`CreatedFolders`: the folders a run made for its outputs, removed again if it fails.
 """
@@ -14,34 +14,55 @@ from typing import IO, Iterable, Iterator, List
 
 from .errors import InvalidInput
 
-__all__ = ["atomic_write", "refuse_overwriting_inputs", "CreatedFolders", "same_or_inside"]
+__all__ = ["StagedFile", "atomic_path", "atomic_write", "refuse_overwriting_inputs", "CreatedFolders", "same_or_inside"]
+
+
+class StagedFile:
+    """A file written under a temporary name next to ``path`` (:attr:`staging`), moved to
+    ``path`` by :meth:`commit` when complete (flushed to disk, with the permissions a plain
+    ``open`` would give it) or removed by :meth:`discard`; ``path`` is untouched until then."""
+
+    def __init__(self, path: str, suffix: str = ""):
+        self.path = os.path.abspath(path)
+        handle, self.staging = tempfile.mkstemp(
+            prefix=f".partial-{os.path.basename(path)}.", suffix=suffix, dir=os.path.dirname(self.path)
+        )
+        os.close(handle)
+
+    def commit(self) -> str:
+        with open(self.staging, "rb+") as f:
+            os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); a plain open() gives 0666 minus the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.staging, 0o666 & ~umask)
+        os.replace(self.staging, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.staging)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """Yields a temporary path next to ``path`` to write (for writers that take a path); on a
+    clean exit it replaces ``path``, on any exception (Ctrl-C included) it is removed and
+    ``path`` is left as it was. ``suffix``: for writers that choose the format by extension."""
+    staged = StagedFile(path, suffix)
+    try:
+        yield staged.staging
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
 
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file next to ``path`` for writing; on a clean exit it is flushed to disk
-    and renamed to ``path`` (with the permissions a plain ``open`` would give it); on any
-    exception (Ctrl-C included) it is removed and ``path`` is left as it was."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, staging = tempfile.mkstemp(prefix=f".partial-{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(handle, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        _chmod_as_open_would(staging)
-        os.replace(staging, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(staging)
-        raise
-
-
-def _chmod_as_open_would(path: str) -> None:
-    # mkstemp creates the file private (0600); a plain open() gives 0666 minus the umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    """:func:`atomic_path` for an open file: write to the yielded file object."""
+    with atomic_path(path) as staging, open(staging, mode) as f:
+        yield f
 
 
 def same_or_inside(path: str, folder: str) -> bool:

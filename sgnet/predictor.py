@@ -9,7 +9,24 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
 from .checkpoint import build_checkpointer
+from .errors import InvalidInput
 from .tracking import TrackMemory
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """A uint8 frame as OpenCV gives them: (H, W, 3) BGR as it is, (H, W) or (H, W, 1) grayscale
+    repeated over 3 channels, (H, W, 4) BGRA without its alpha. Anything else is refused naming
+    its shape and type (a model fed one would fail deep inside, or see garbage)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise InvalidInput(f"frame of type {frame.dtype}: expected uint8 (as OpenCV reads 8-bit images and videos)")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or 0 in frame.shape[:2]:
+        raise InvalidInput(f"frame of shape {frame.shape}: expected (H, W, 3) BGR, (H, W) grayscale or (H, W, 4) BGRA")
+    if frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    return frame[:, :, :3] if frame.shape[2] == 4 else frame
 
 
 class VideoPredictor:
@@ -33,16 +50,18 @@ class VideoPredictor:
         self.input_format = cfg.INPUT.FORMAT
 
     def to_model_input(self, frame_bgr: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 BGR frame -> (3, h, w) uint8 tensor, resized, in the model's format."""
+        """A frame (see :func:`as_bgr`) -> (3, h, w) uint8 tensor, resized, in the model's format."""
+        frame_bgr = as_bgr(frame_bgr)
         image = frame_bgr if self.input_format == "BGR" else frame_bgr[:, :, ::-1]
         resized = self.resize.get_transform(image).apply_image(image)
         return torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
 
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[Tuple[np.ndarray, Instances]]:
-        """Track one video: yields (frame, its instances with ``track_ids``, on the CPU).
-        Every call starts a fresh set of tracks."""
+        """Track one video: yields (frame as (H, W, 3) BGR, its instances with ``track_ids``, on
+        the CPU). Frames may be BGR, grayscale or BGRA (:func:`as_bgr`). Every call starts a fresh
+        set of tracks."""
         memory = TrackMemory()
-        for frame in frames:
+        for frame in map(as_bgr, frames):
             with torch.inference_mode():
                 instances = self.model.inference_frame(self.to_model_input(frame), frame.shape[:2], memory)
             yield frame, instances.to("cpu")

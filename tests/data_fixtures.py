@@ -38,8 +38,10 @@ COLOR_TOLERANCE = 40  # JPEG and resizing blur flat colours a little
 
 @contextlib.contextmanager
 def reregistered(names):
-    """Unregisters the datasets ``names`` for the block (which registers them again, e.g. under
-    another $DETECTRON2_DATASETS) and restores their original registration afterwards."""
+    """Unregisters the datasets ``names`` and their ``sgnet_`` aliases for the block (which
+    registers them again, e.g. under another $DETECTRON2_DATASETS) and restores their original
+    registration afterwards."""
+    names = [n for name in names for n in (name, f"sgnet_{name}") if n in DatasetCatalog.list()]
     saved = {name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in names}
     for name in names:
         DatasetCatalog.remove(name)

@@ -1,4 +1,5 @@
 """train_net.py and demo/demo.py as users run them: subprocesses on a tiny synthetic dataset."""
+import hashlib
 import json
 import os
 import subprocess
@@ -102,6 +103,70 @@ def test_resume_continues_at_the_next_iteration_with_the_saved_state(trained, to
     assert all(int(s["step"]) == 6 for s in resumed_state.values())
 
 
+def copied_run(trained, folder: Path) -> Path:
+    """The run's periodic checkpoints copied into a new folder without its last_checkpoint tag
+    (a copied or synced run folder)."""
+    output, _ = trained
+    folder.mkdir()
+    for name in ("model_0000001.pth", "model_0000003.pth"):
+        (folder / name).write_bytes((output / name).read_bytes())
+    return folder
+
+
+def digests(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.suffix == ".pth"}
+
+
+def test_resume_without_last_checkpoint_continues_from_the_newest_and_keeps_it(trained, toy_env, tmp_path):
+    run_dir = copied_run(trained, tmp_path / "copied")
+    before = digests(run_dir)
+    result = run(["train_net.py", "--config-file", TOY_CONFIG, "--resume", *FAST, "SOLVER.MAX_ITER", "5", "OUTPUT_DIR", run_dir], toy_env)
+    log = result.stdout + result.stderr
+    assert "no last_checkpoint tag: resuming from the newest that loads" in log
+    assert "Starting training from iteration 4" in log
+    after = digests(run_dir)
+    assert {name: after[name] for name in before} == before  # the copied checkpoints are untouched
+    assert torch.load(run_dir / "model_final.pth", weights_only=False)["iteration"] == 4
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(trained, toy_env, tmp_path):
+    run_dir = copied_run(trained, tmp_path / "copied")
+    newest = run_dir / "model_0000003.pth"
+    newest.write_bytes(newest.read_bytes()[:4096])
+    result = run(["train_net.py", "--config-file", TOY_CONFIG, "--resume", *FAST, "SOLVER.MAX_ITER", "3", "OUTPUT_DIR", run_dir], toy_env)
+    log = result.stdout + result.stderr
+    assert f"Skipping {newest}" in log and "Starting training from iteration 2" in log
+
+
+def test_training_into_a_folder_with_checkpoints_is_refused_without_resume(trained, toy_env, tmp_path):
+    run_dir = copied_run(trained, tmp_path / "copied")
+    before = digests(run_dir)
+    result = run(["train_net.py", "--config-file", TOY_CONFIG, *FAST, "SOLVER.MAX_ITER", "2", "OUTPUT_DIR", run_dir], toy_env, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"train_net.py: error: OUTPUT_DIR {run_dir} holds checkpoints of an earlier run (model_0000003.pth, 2 in all), "
+        "which training would overwrite: add --resume to continue that run, --start-over to train anew over it, "
+        "or choose another OUTPUT_DIR"
+    )
+    assert digests(run_dir) == before and sorted(p.name for p in run_dir.iterdir()) == ["model_0000001.pth", "model_0000003.pth"]
+    # Asked to, it starts over from MODEL.WEIGHTS (iteration 0).
+    result = run(["train_net.py", "--config-file", TOY_CONFIG, "--start-over", *FAST, "SOLVER.MAX_ITER", "1", "OUTPUT_DIR", run_dir], toy_env)
+    assert "Starting training from iteration 0" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["text", "empty"])
+def test_train_net_reports_weights_that_are_no_checkpoint_in_one_line(toy_env, tmp_path, kind):
+    weights = tmp_path / "weights.pth"
+    weights.write_text("101 epochs\n" if kind == "text" else "")
+    result = run(
+        ["train_net.py", "--config-file", TOY_CONFIG, *FAST, "SOLVER.MAX_ITER", "1", "MODEL.WEIGHTS", weights, "OUTPUT_DIR", tmp_path / "out"],
+        toy_env,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"train_net.py: error: {weights}: not a checkpoint torch or detectron2 can read")
+
+
 def test_eval_only_writes_results_and_reports_ap(trained, toy_env, tmp_path):
     output, _ = trained
     result = run(
@@ -128,22 +193,16 @@ def test_train_net_loads_weights_through_sgnet_checkpointer(toy_env, tmp_path, m
     assert f"{weights}: the backbone of this detectron2 FCOS checkpoint does not fit SG-Net's" in result.stderr
 
 
-def test_amp_training_without_cuda_stops_at_once_in_one_line(tmp_path, monkeypatch):
+def test_amp_training_without_cuda_stops_at_once_in_one_line(tmp_path, monkeypatch, capsys):
     """detectron2's AMPTrainer asserts CUDA at its first step, once everything is built: train_net
     stops before setting anything up."""
-    from detectron2.engine import default_argument_parser
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     train_net = load_script("train_net.py", "sgnet_train_net")
     output = tmp_path / "output"
-    args = default_argument_parser().parse_args(
-        ["--config-file", str(TOY_CONFIG), "SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", str(output)]
-    )
-    with pytest.raises(SystemExit) as stop:
-        train_net.main(args)
-    assert stop.value.code == (
-        f"train_net.py: {TOY_CONFIG}: SOLVER.AMP.ENABLED: AMP training needs a CUDA device, and torch sees none "
-        "(train without it on CPU)"
+    assert train_net.cli(["--config-file", str(TOY_CONFIG), "SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", str(output)]) == 2
+    assert capsys.readouterr().err == (
+        f"train_net.py: error: {TOY_CONFIG}: SOLVER.AMP.ENABLED: AMP training needs a CUDA device, and torch sees none "
+        "(train without it on CPU)\n"
     )
     assert not output.exists()  # no config written, no log, no model built
 
@@ -216,21 +275,6 @@ def test_train_net_trains_the_r50_joint_config_on_videos_and_coco_images(tmp_pat
 @pytest.fixture(scope="module")
 def demo_module():
     return load_script("demo/demo.py", "sgnet_demo")
-
-
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
-    """A randomly initialised toy model: with the score threshold at 0 it still detects."""
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
-    from model_fixtures import tiny_cfg
-
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    cfg = tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3})
-    DetectionCheckpointer(build_model(cfg), save_dir=str(folder)).save("random")
-    return folder / "random.pth"
 
 
 def demo_args(video, output, weights, *extra):

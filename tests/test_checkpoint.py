@@ -220,7 +220,7 @@ def test_class_map_naming_a_missing_class_is_refused(sgnet_model, zoo_pkl):
 
 @pytest.mark.parametrize("class_map", [[0, 1, 2], [-2] * 40], ids=["length", "negative"])
 def test_class_map_of_the_wrong_form_is_refused(sgnet_model, class_map):
-    with pytest.raises(ValueError, match="MODEL.SGNET.FCOS_CLASS_MAP needs one entry per class"):
+    with pytest.raises(ValueError, match=r"MODEL.SGNET.FCOS_CLASS_MAP \[.*\]: needs one entry per class"):
         build_checkpointer(sgnet_cfg(**{"MODEL.SGNET.FCOS_CLASS_MAP": class_map}), sgnet_model[0])
 
 

@@ -32,6 +32,7 @@ from sgnet.data.datasets.coco_mapping import (
     COCO_TO_YTVIS_2021,
 )
 from sgnet.data.synthetic import SYNTHETIC_COCO_CATEGORIES, generate_synthetic_coco
+from sgnet.errors import InvalidInput, MissingInput
 
 COCO_SPLITS = ("coco_ytvis_2019_train", "coco_ytvis_2021_train", "coco_ovis_train")
 # What each split must make of the generator's categories, written out here by hand (official
@@ -260,11 +261,9 @@ SCENE_TARGET_IDS = {501: 0, 502: 5, 503: 13}  # person, sedan, cat in YouTube-VI
 COLORS = {i: color for i, (_, color, _) in SCENE_OBJECTS.items()}
 
 
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    """One 60 x 80 image, its objects painted exactly where their polygons rasterise, loaded as a
-    coco_ytvis_2019 record."""
-    root = tmp_path_factory.mktemp("scene")
+def write_scene(root) -> dict:
+    """Writes scene.png, one 60 x 80 image (id 7) with its objects painted exactly where their
+    polygons rasterise, and scene.json describing it; returns the json's content."""
     image = np.full((60, 80, 3), BACKGROUND, np.uint8)
     annotations = []
     for annotation_id, (category_id, color, (x0, y0, x1, y1)) in SCENE_OBJECTS.items():
@@ -283,10 +282,73 @@ def scene(tmp_path_factory):
         "categories": [c for c in COCO_CATEGORIES if c["id"] in (1, 3, 17)],
     }
     (root / "scene.json").write_text(json.dumps(content))
+    return content
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """The scene image loaded as a coco_ytvis_2019 record."""
+    root = tmp_path_factory.mktemp("scene")
+    write_scene(root)
     (record,) = load_coco_json_mapped(
         str(root / "scene.json"), str(root), COCO_TO_YTVIS_2019, YTVIS_2019_CLASSES
     )
     return record
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad COCO files: one line naming the file, the image or annotation and the problem
+# ---------------------------------------------------------------------------------------------
+def _rle_not_covering_the_image(content):
+    # the runs of a 60 x 81 image under the file's size 60 x 80, on a non-crowd object
+    wider = mask_util.encode(np.zeros((60, 81), np.uint8, order="F"))
+    content["annotations"][0]["segmentation"] = {"size": [60, 80], "counts": wider["counts"].decode()}
+
+
+def _image_without_height(content):
+    del content["images"][0]["height"]
+
+
+def _annotation_without_bbox(content):
+    del content["annotations"][1]["bbox"]
+
+
+def _polygon_of_two_points(content):
+    content["annotations"][2]["segmentation"] = [[0, 54, 6, 60]]
+
+
+def _unknown_image(content):
+    content["annotations"][1]["image_id"] = 8
+
+
+BAD_COCO = [
+    (_rle_not_covering_the_image,
+     "annotation 501 (image 7): malformed compressed RLE: runs add up to 4860, not 60*80"),
+    (_image_without_height, "image #0 (id 7): lacks 'height'"),
+    (_annotation_without_bbox, "annotation 502 (image 7): lacks 'bbox'"),
+    (_polygon_of_two_points,
+     "annotation 503 (image 7): polygon 0 is not a list of at least 3 (x, y) points (an even "
+     "number >= 6 of numbers): [0, 54, 6, 60]"),
+    (_unknown_image, "annotation 502 (image 8): image_id 8 is not in the file's 'images'"),
+]
+
+
+@pytest.mark.parametrize("corrupt, problem", BAD_COCO, ids=[c.__name__ for c, _ in BAD_COCO])
+def test_bad_coco_file_names_file_id_and_problem(tmp_path, corrupt, problem):
+    content = write_scene(tmp_path)
+    corrupt(content)
+    json_file = tmp_path / "bad.json"
+    json_file.write_text(json.dumps(content))
+    with pytest.raises(InvalidInput) as error:
+        load_coco_json_mapped(str(json_file), str(tmp_path), COCO_TO_YTVIS_2019, YTVIS_2019_CLASSES)
+    assert str(error.value) == f"{json_file}: {problem}"
+
+
+def test_missing_coco_file_is_named(tmp_path):
+    json_file = tmp_path / "instances_absent.json"
+    with pytest.raises(MissingInput) as error:
+        load_coco_json_mapped(str(json_file), str(tmp_path), COCO_TO_YTVIS_2019, YTVIS_2019_CLASSES)
+    assert str(error.value) == f"{json_file}: no such file"
 
 
 def make_mapper(flip_probability=0.0, scale_range=(1.0, 1.3), max_translation=0.1, short_edge=60):
@@ -443,6 +505,7 @@ def _train_cfg(*datasets):
     cfg = tiny_cfg()
     cfg.MODEL.SGNET.NUM_CLASSES = 40
     cfg.DATASETS.TRAIN = datasets
+    cfg.DATASETS.TEST = ()  # the toy test split has 3 classes, not the 40 of YouTube-VIS
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.SOLVER.IMS_PER_BATCH = 2
     cfg.INPUT.MIN_SIZE_TRAIN = (96, 96)  # the toy config samples a range

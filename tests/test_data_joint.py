@@ -139,6 +139,7 @@ def _train_cfg(*datasets, ratios=()):
     cfg = tiny_cfg()
     cfg.MODEL.SGNET.NUM_CLASSES = 40
     cfg.DATASETS.TRAIN = datasets
+    cfg.DATASETS.TEST = ()  # the toy config's 3-class val split is not these datasets' test set
     cfg.DATALOADER.DATASET_RATIOS = list(ratios)
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.SOLVER.IMS_PER_BATCH = 8

@@ -1,7 +1,10 @@
-"""The synthetic YouTube-VIS-format dataset (sgnet.data.synthetic) and its builtin registration."""
+"""The synthetic YouTube-VIS-format dataset (sgnet.data.synthetic), its command line and its builtin
+registration."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -12,10 +15,12 @@ from sgnet.data import SYNTHETIC_CLASSES, VideoFrameReader, load_ytvis_json, seg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from sgnet.data import synthetic
 from sgnet.data.datasets.builtin import register_sgnet_toy
-from sgnet.data.synthetic import generate_synthetic_ytvis, write_synthetic_video
+from sgnet.data.synthetic import cli, generate_synthetic_ytvis, toy, write_synthetic_video
+from sgnet.errors import InvalidInput
 
 from data_fixtures import reregistered
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_SPLITS = ("sgnet_toy_train", "sgnet_toy_val")
 SMALL = dict(num_train_videos=10, num_val_videos=3, num_frames=8, height=96, width=160)
 
@@ -143,10 +148,43 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
 
 def test_cli_marks_the_default_dataset_as_usable_by_the_builtin_splits(tmp_path, monkeypatch):
     small = {"num_train_videos": 2, "num_val_videos": 1, "num_frames": 2, "height": 48, "width": 80}
-    monkeypatch.setattr(synthetic, "generate_synthetic_ytvis", lambda out_dir, **_: generate_synthetic_ytvis(out_dir, **small))
+    monkeypatch.setattr(cli, "generate_synthetic_ytvis", lambda out_dir, **_: generate_synthetic_ytvis(out_dir, **small))
     synthetic.main([str(tmp_path / "sgnet_toy")])
     assert (tmp_path / "sgnet_toy" / "sgnet_toy_version.txt").read_text() == synthetic.TOY_DATASET_VERSION
     synthetic.ensure_toy_dataset(str(tmp_path / "sgnet_toy"))  # accepted, not generated again
+
+
+def test_cli_run_as_a_module_reports_a_bad_argument_in_one_line(tmp_path):
+    """``python -m sgnet.data.synthetic`` with a bad value: exit 2 and one line on stderr (no
+    traceback, and no runpy warning: ``import sgnet`` leaves the package's __main__ alone)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sgnet.data.synthetic", str(tmp_path / "out"), "--frames", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "python -m sgnet.data.synthetic: error: --frames 0: must be at least 1\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--train-videos", "-1"], "--train-videos -1: must be at least 0"),
+        (["--coco-images", "-3"], "--coco-images -3: must be at least 0"),
+        (["--width", "0"], "--width 0: must be at least 1"),
+    ],
+)
+def test_cli_refuses_bad_values(tmp_path, options, message):
+    with pytest.raises(InvalidInput, match=f"^{message}$"):
+        synthetic.main([str(tmp_path / "out")] + options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_file_as_out_dir(tmp_path):
+    (tmp_path / "taken").write_text("user data")
+    with pytest.raises(InvalidInput, match="taken: is not a folder"):
+        synthetic.main([str(tmp_path / "taken"), "--train-videos", "1", "--val-videos", "0"])
+    assert (tmp_path / "taken").read_text() == "user data"
 
 
 def test_synthetic_video_file(tmp_path):
@@ -172,7 +210,7 @@ def tiny_generator(monkeypatch):
             out_dir, num_train_videos=2, num_val_videos=1, num_frames=3, height=48, width=80
         )
 
-    monkeypatch.setattr(synthetic, "generate_synthetic_ytvis", generate)
+    monkeypatch.setattr(toy, "generate_synthetic_ytvis", generate)
     return calls
 
 

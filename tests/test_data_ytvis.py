@@ -6,6 +6,7 @@ import os
 import uuid
 
 import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 
 import sgnet  # noqa: F401  (compat layer and registration before detectron2 is used)
@@ -19,6 +20,7 @@ from sgnet.data import (
     register_ytvis_instances,
     segmentation_to_mask,
 )
+from sgnet.errors import InvalidInput
 from sgnet.data.datasets.builtin import (
     OVIS_CLASSES,
     YTVIS_2019_CLASSES,
@@ -232,6 +234,12 @@ def _rle_counts_wrong(content):
     _annotation(content, 101)["segmentations"][3]["counts"].append(5)
 
 
+def _compressed_rle_counts_wrong(content):
+    # the runs of a 40 x 57 frame (2280 pixels) under the video's size 40 x 56
+    wider_frame = mask_util.encode(np.zeros((40, 57), np.uint8, order="F"))
+    _annotation(content, 201)["segmentations"][0]["counts"] = wider_frame["counts"].decode()
+
+
 def _bad_polygon(content):
     _annotation(content, 201)["segmentations"][1] = [[1, 2, 3, 4]]
 
@@ -275,24 +283,33 @@ BAD_ANNOTATIONS = [
     ),
     (
         _mask_size_differs,
-        "annotation 101 of video 1, frame 1 (clip_a/00005.jpg): mask size [10, 10] differs from "
-        "the video's [height, width] = [48, 64]",
+        "annotation 101 of video 1, frame 1 (clip_a/00005.jpg): RLE size [10, 10] differs from "
+        "the video's [48, 64]",
     ),
     (
         _rle_counts_wrong,
-        "annotation 101 of video 1, frame 3 (clip_a/00015.jpg): uncompressed RLE counts sum to "
-        "3077, expected height * width = 3072",
+        "annotation 101 of video 1, frame 3 (clip_a/00015.jpg): malformed uncompressed RLE: runs "
+        "add up to 3077, not 48*64",
     ),
-    (_bad_polygon, "annotation 201 of video 2, frame 1 (clip_b/00005.jpg): invalid polygons"),
+    (
+        _compressed_rle_counts_wrong,
+        "annotation 201 of video 2, frame 0 (clip_b/00000.jpg): malformed compressed RLE: runs "
+        "add up to 2280, not 40*56",
+    ),
+    (
+        _bad_polygon,
+        "annotation 201 of video 2, frame 1 (clip_b/00005.jpg): polygon 0 is not a list of at "
+        "least 3 (x, y) points (an even number >= 6 of numbers): [1, 2, 3, 4]",
+    ),
     (
         _box_without_mask,
         "annotation 102 of video 1, frame 0 (clip_a/00000.jpg): bbox [1.0, 1.0, 4.0, 4.0] given "
         "without a segmentation",
     ),
-    (_length_differs, "video 1 has length 5 but lists 4 file_names"),
-    (_duplicate_video, "video id 1 appears more than once"),
-    (_video_without_size, "video #1 (id 2) lacks ['height']"),
-    (_not_ytvis, "is not a YouTube-VIS annotation file"),
+    (_length_differs, "video #0 (id 1): 'length' is 5 but the video lists 4 file_names"),
+    (_duplicate_video, "video #2 (id 1): video id 1 appears more than once"),
+    (_video_without_size, "video #1 (id 2): lacks 'height'"),
+    (_not_ytvis, ": not a YouTube-VIS annotation file"),
 ]
 
 
@@ -301,16 +318,16 @@ def test_bad_annotations_raise_naming_file_video_and_frame(tiny, corrupt, messag
     content = tiny.copy_content()
     corrupt(content)
     path = tiny.write_variant(content, f"{corrupt.__name__}.json")
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(InvalidInput) as error:
         load_ytvis_json(path, tiny.image_root)
-    assert str(error.value).startswith(path)  # the file first, then video, annotation, frame
+    assert str(error.value).startswith(f"{path}: ")  # the file first, then video, annotation, frame
     assert message in str(error.value)
 
 
 def test_malformed_json_names_file_and_position(tiny, tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"videos": [1, 2,')
-    with pytest.raises(ValueError, match=rf"{path} is not valid JSON: .*line 1 column"):
+    with pytest.raises(InvalidInput, match=rf"{path}: not valid JSON \(Expecting .*line 1 column"):
         load_ytvis_json(str(path), tiny.image_root)
 
 

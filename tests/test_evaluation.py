@@ -6,6 +6,8 @@ absent frames); results in the official results format (compressed RLE strings).
 import json
 import logging
 import math
+import re
+import runpy
 import subprocess
 import sys
 import zipfile
@@ -18,6 +20,7 @@ import torch
 
 import sgnet.evaluation  # noqa: F401  (before detectron2: applies sgnet's compat layer)
 from detectron2.data import MetadataCatalog
+from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import (
     YTVISEvaluator,
     compute_video_overlaps,
@@ -274,24 +277,28 @@ _FRAME = _GOOD["segmentations"][0]
         (_corrupt(_GOOD, video_id=7), r"result record 1 \(video_id=7\): unknown video_id"),
         (_corrupt(_GOOD, category_id=9), r"video_id=1\): unknown category_id 9"),
         (_corrupt(_GOOD, score=float("nan")), r"score must be a finite number, got nan"),
-        (_corrupt(_GOOD, segmentations=[_FRAME]), r"got 1, the video has 2 frames"),
+        (_corrupt(_GOOD, segmentations=[_FRAME]),
+         r"video_id=1\): 'segmentations' has 1 entries, the video has 2 frames"),
         (_corrupt(_GOOD, segmentations=[None, {"size": [4, 4], "counts": _FRAME["counts"]}]),
-         r"frame 1: RLE size \[4, 4\] differs"),
+         r"video_id=1\), frame 1 \(1/00001\.jpg\): RLE size \[4, 4\] differs"),
         (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": "{{ !"}, None]),
-         r"frame 0: malformed compressed RLE: 'counts' is not a sequence"),
+         r"frame 0 \(1/00000\.jpg\): malformed compressed RLE: 'counts' is not a sequence"),
         (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": "oooo"}, None]),  # unterminated
-         r"frame 0: malformed compressed RLE: 'counts' is not a sequence"),
+         r"frame 0 \(1/00000\.jpg\): malformed compressed RLE: 'counts' is not a sequence"),
         (_corrupt(_GOOD, segmentations=[None, {"size": [H, W], "counts": _FRAME["counts"] + "1"}]),
-         r"frame 1: malformed compressed RLE: runs add up to \d+, not 10\*12"),
+         r"frame 1 \(1/00001\.jpg\): malformed compressed RLE: runs add up to \d+, not 10\*12"),
         (_corrupt(_GOOD, segmentations=[{"size": [H, W], "counts": [3, 2]}, None]),
          r"runs add up to 5, not 10\*12"),
+        (_corrupt(_GOOD, segmentations=[[[0, 0, 4, 0, 4, 4]], None]),  # the server takes RLE only
+         r"frame 0 \(1/00000\.jpg\): a segmentation must be None or an RLE dict"),
         ({"video_id": 1, "score": 0.5}, r"missing \['category_id', 'segmentations'\]"),
     ],
 )
 def test_bad_results_name_the_record_and_problem(record, message):
     truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidInput, match=r"^results: result record 1 \(video_id=") as error:
         evaluate_ytvis(truth, [_GOOD, record])
+    assert re.search(message, str(error.value))
 
 
 def test_per_class_ap():
@@ -321,39 +328,69 @@ def test_cli_prints_metrics_json_last(tmp_path):
     assert "RuntimeWarning" not in process.stderr
 
 
-def _bad_counts_truth() -> dict:
-    """One ground-truth track of 2 frames whose frame-1 uncompressed RLE covers 5 of 10*12 pixels."""
-    truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+def _good_truth() -> dict:
+    """One ground-truth track (annotation 1) over the 2 frames of video 1."""
+    return ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
+
+
+def _counts_not_covering_the_frame(truth):
     truth["annotations"][0]["segmentations"][1] = {"size": [H, W], "counts": [3, 2]}
-    return truth
 
 
-def _write_cli_case(tmp_path, case: str):
+def _polygon_of_two_points(truth):
+    # pycocotools takes a 4-number "polygon" for a box: TypeError: Argument 'bb' ...
+    truth["annotations"][0]["segmentations"][0] = [[0, 0, 4, 4]]
+
+
+def _areas_as_strings(truth):
+    truth["annotations"][0]["areas"] = ["16", "16"]
+
+
+def _iscrowd_yes(truth):
+    truth["annotations"][0]["iscrowd"] = "yes"
+
+
+def _video_not_an_object(truth):
+    truth["videos"].append(5)
+
+
+def _category_without_id(truth):
+    truth["categories"].append({"name": "x"})
+
+
+def _annotation_not_an_object(truth):
+    truth["annotations"].append(5)
+
+
+BAD_GROUND_TRUTH = {
+    _counts_not_covering_the_frame: "annotation 1 of video 1, frame 1 (1/00001.jpg): malformed "
+    "uncompressed RLE: runs add up to 5, not 10*12",
+    _polygon_of_two_points: "annotation 1 of video 1, frame 0 (1/00000.jpg): polygon 0 is not a "
+    "list of at least 3 (x, y) points (an even number >= 6 of numbers): [0, 0, 4, 4]",
+    _areas_as_strings: "annotation 1 of video 1, frame 0 (1/00000.jpg): 'areas' entry must be "
+    "null or a number >= 0, got '16'",
+    _iscrowd_yes: "annotation 1 of video 1: 'iscrowd' must be 0 or 1, got 'yes'",
+    _video_not_an_object: "videos #1 is not a JSON object: 5",
+    _category_without_id: "category #2 (id None): lacks 'id'",
+    _annotation_not_an_object: "annotations #1 is not a JSON object: 5",
+}
+
+
+def _write_cli_case(tmp_path, case):
     """(ground-truth path, results path, the file the error must name, the problem it must state)."""
     gt, results = tmp_path / "gt.json", tmp_path / "results.json"
-    good_truth = ground_truth([gt_track(1, 1, [box(0, 4, 0, 4)] * 2)])
-    gt.write_text(json.dumps(good_truth))
+    truth = _good_truth()
+    if case in BAD_GROUND_TRUTH:
+        case(truth)
+    gt.write_text(json.dumps(truth))
     results.write_text(json.dumps([_GOOD]))
+    if case in BAD_GROUND_TRUTH:
+        return gt, results, gt, BAD_GROUND_TRUTH[case]
     if case == "missing ground truth":
-        gt = tmp_path / "no_such_gt.json"
-        return gt, results, gt, "no such file"
+        return tmp_path / "no_such_gt.json", results, tmp_path / "no_such_gt.json", "no such file"
     if case == "truncated ground truth":
-        gt.write_text(json.dumps(good_truth)[:60])
+        gt.write_text(json.dumps(truth)[:60])
         return gt, results, gt, "not valid JSON (Expecting"
-    if case == "ground-truth counts":
-        gt.write_text(json.dumps(_bad_counts_truth()))
-        problem = "ground-truth annotation id=1 (video_id=1): frame 1: malformed uncompressed RLE: runs add up to 5, not 10*12"
-        return gt, results, gt, problem
-    if case in ("ground-truth video not an object", "ground-truth category without id", "ground-truth annotation not an object"):
-        field, entry = {
-            "ground-truth video not an object": ("videos", 5),
-            "ground-truth category without id": ("categories", {"name": "x"}),
-            "ground-truth annotation not an object": ("annotations", 5),
-        }[case]
-        good_truth[field].append(entry)
-        gt.write_text(json.dumps(good_truth))
-        position = len(good_truth[field]) - 1
-        return gt, results, gt, f"{field} #{position} is not a JSON object with an"
     if case == "missing results":
         return gt, tmp_path / "no_such_results.json", tmp_path / "no_such_results.json", "no such file"
     assert case == "bad results record"
@@ -366,44 +403,99 @@ def _write_cli_case(tmp_path, case: str):
     [
         "missing ground truth",
         "truncated ground truth",
-        "ground-truth counts",
-        "ground-truth video not an object",
-        "ground-truth category without id",
-        "ground-truth annotation not an object",
+        *BAD_GROUND_TRUTH,
         "missing results",
         "bad results record",
     ],
+    ids=lambda case: getattr(case, "__name__", case),
 )
 def test_cli_bad_input_ends_in_one_line_naming_file_and_problem(tmp_path, capsys, case):
     from sgnet.evaluation.ytvis_eval import main
 
     gt, results, named_file, problem = _write_cli_case(tmp_path, case)
-    with pytest.raises(SystemExit) as exit_info:  # any other exception would be a traceback
-        main(["--gt", str(gt), "--results", str(results)])
-    assert exit_info.value.code == 2
+    status = run_main("ytvis_eval", main, ["--gt", str(gt), "--results", str(results)])
+    assert status == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {named_file}: {problem}"), captured.err
+    assert len(lines) == 1 and lines[0].startswith(f"ytvis_eval: error: {named_file}: {problem}"), lines
 
 
-def test_ground_truth_with_wrong_counts_is_refused_by_every_reader(tmp_path):
+def test_cli_as_a_program_exits_2_without_traceback(tmp_path, monkeypatch, capsys):
+    """``python -m sgnet.evaluation.ytvis_eval`` (its ``__main__`` block, run here in-process:
+    another interpreter would take most of a minute to import torch) goes through run_main."""
+    gt, results, _, problem = _write_cli_case(tmp_path, _polygon_of_two_points)
+    monkeypatch.setattr(sys, "argv", ["ytvis_eval", "--gt", str(gt), "--results", str(results)])
+    monkeypatch.delitem(sys.modules, "sgnet.evaluation.ytvis_eval", raising=False)  # run afresh
+    with pytest.raises(SystemExit) as exit_info:  # any other exception would be a traceback
+        runpy.run_module("sgnet.evaluation.ytvis_eval", run_name="__main__")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"ytvis_eval: error: {gt}: {problem}"]
+
+
+def _compressed_counts_not_covering_the_frame(truth):
+    # the runs of a 10 x 13 frame (130 pixels) under the video's size 10 x 12
+    wider_frame = encode_masks([np.zeros((H, W + 1), bool)])[0]
+    truth["annotations"][0]["segmentations"][1] = {"size": [H, W], "counts": wider_frame["counts"]}
+
+
+@pytest.mark.parametrize(
+    "corrupt, problem",
+    [
+        (_counts_not_covering_the_frame, "malformed uncompressed RLE: runs add up to 5, not 10*12"),
+        (_compressed_counts_not_covering_the_frame,
+         "malformed compressed RLE: runs add up to 130, not 10*12"),
+    ],
+)
+def test_ground_truth_with_wrong_counts_is_refused_by_every_reader(tmp_path, corrupt, problem):
     """The metric, the detectron2 evaluator and the training data loader all decode the
-    ground-truth masks: none may take a mask whose runs do not cover the frame."""
+    ground-truth masks: none may take a mask whose runs do not cover the frame, and all say so
+    in the same words."""
     from sgnet.data import load_ytvis_json
 
-    (tmp_path / "gt.json").write_text(json.dumps(_bad_counts_truth()))
-    where = rf"gt\.json: ground-truth annotation id=1 \(video_id=1\): frame 1: .*runs add up to 5, not 10\*12"
-    with pytest.raises(ValueError, match=where):
-        load_ground_truth(tmp_path / "gt.json")
-    _register("ytvis_eval_test_bad_counts", tmp_path / "gt.json")
+    truth = _good_truth()
+    corrupt(truth)
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(truth))
+    expected = f"{gt}: annotation 1 of video 1, frame 1 (1/00001.jpg): {problem}"
+    with pytest.raises(InvalidInput) as error:
+        load_ground_truth(gt)
+    assert str(error.value) == expected
+    _register("ytvis_eval_test_bad_counts", gt)
     evaluator = YTVISEvaluator("ytvis_eval_test_bad_counts", distributed=False)
     evaluator.reset()
     evaluator.process([_video_input(1, 2)], [_model_output([(0.9, 1, [box(0, 4, 0, 4)] * 2)])])
-    with pytest.raises(ValueError, match=where):
+    with pytest.raises(InvalidInput) as error:
         evaluator.evaluate()
-    with pytest.raises(ValueError, match=r"gt\.json: annotation 1 of video 1, frame 1 .*counts sum to 5, expected"):
-        load_ytvis_json(str(tmp_path / "gt.json"), str(tmp_path))
+    assert str(error.value) == expected
+    with pytest.raises(InvalidInput) as error:
+        load_ytvis_json(str(gt), str(tmp_path))
+    assert str(error.value) == expected
+
+
+def test_file_without_length_is_read_alike_by_loader_and_evaluator(tmp_path):
+    """``length`` is optional: the loader and the evaluator both take the number of file_names;
+    a ``length`` that differs from it is refused by both in the same words."""
+    from data_fixtures import write_tiny_ytvis
+    from sgnet.data import load_ytvis_json
+
+    tiny = write_tiny_ytvis(str(tmp_path))
+    content = tiny.copy_content()
+    for video in content["videos"]:
+        del video["length"]
+    without_length = tiny.write_variant(content, "no_length.json")
+    loaded = load_ytvis_json(without_length, tiny.image_root)
+    truth = load_ground_truth(without_length)
+    assert [d["length"] for d in loaded] == [truth.videos[vid].length for vid in (1, 2, 3)] == [4, 3, 5]
+    assert [len(t["segmentations"]) for t in truth.tracks] == [4, 4, 4, 3]
+
+    content["videos"][1]["length"] = 4
+    wrong_length = tiny.write_variant(content, "wrong_length.json")
+    expected = f"{wrong_length}: video #1 (id 2): 'length' is 4 but the video lists 3 file_names"
+    for read in (lambda: load_ytvis_json(wrong_length, tiny.image_root), lambda: load_ground_truth(wrong_length)):
+        with pytest.raises(InvalidInput) as error:
+            read()
+        assert str(error.value) == expected
 
 
 # ---------------------------------------------------------------- the detectron2 evaluator
@@ -513,6 +605,76 @@ def test_evaluator_reads_the_category_map_at_first_use(tmp_path):
     for video, output in duplicate_case_model_io():
         evaluator.process([video], [output])
     assert evaluator.evaluate()["segm"]["AP"] == pytest.approx(DUPLICATE_CASE_AP)
+
+
+def test_failed_write_leaves_the_previous_result_files(tmp_path, monkeypatch):
+    (tmp_path / "gt.json").write_text(json.dumps(duplicate_case_truth()))
+    _register("ytvis_eval_test_atomic", tmp_path / "gt.json")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text('[{"previous": "run"}]')
+    (out / "results.zip").write_bytes(b"previous zip")
+    evaluator = YTVISEvaluator("ytvis_eval_test_atomic", output_dir=str(out), distributed=False)
+    evaluator.reset()
+    for video, output in duplicate_case_model_io():
+        evaluator.process([video], [output])
+
+    def disk_full(*args, **kwargs):  # results.json is written by then, the zip is under way
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        evaluator.evaluate()
+    assert (out / "results.json").read_bytes() == b'[{"previous": "run"}]'
+    assert (out / "results.zip").read_bytes() == b"previous zip"
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.zip"]  # no leftovers
+
+
+def _ground_truth_as_output(video: dict) -> dict:
+    """A loaded video dict's non-crowd objects as a model output: one track per object id, its
+    masks decoded from the dict, labelled with its (contiguous) category, score 1."""
+    from sgnet.data import segmentation_to_mask
+
+    tracks = {}
+    for t, objects in enumerate(video["annotations"]):
+        for obj in (o for o in objects if not o["iscrowd"]):
+            label, masks = tracks.setdefault(obj["id"], (obj["category_id"], [None] * video["length"]))
+            masks[t] = segmentation_to_mask(obj["segmentation"], video["height"], video["width"])
+    return _model_output(
+        [(1.0, label, masks) for label, masks in tracks.values()], video["height"], video["width"]
+    )
+
+
+def test_evaluator_built_before_the_loader_uses_the_files_categories(tmp_path):
+    """As ``DefaultTrainer.test(cfg, model, evaluators)`` allows: the evaluator exists before the
+    dataset is loaded, and the loader then replaces the registered categories by the file's."""
+    from data_fixtures import write_tiny_ytvis
+    from detectron2.data import DatasetCatalog
+    from sgnet.data import register_ytvis_instances
+
+    tiny = write_tiny_ytvis(str(tmp_path))  # categories 3 "cat", 7 "dog", 11 "fish"
+    name = "ytvis_eval_test_late_categories"
+    # registered defaults: other ids, the classes in another order
+    defaults = {"thing_classes": ["fish", "dog", "cat"],
+                "thing_dataset_id_to_contiguous_id": {1: 0, 2: 1, 3: 2}}
+    register_ytvis_instances(name, defaults, tiny.json_file, tiny.image_root)
+    try:
+        metadata = MetadataCatalog.get(name)
+        evaluator = YTVISEvaluator(name, output_dir=str(tmp_path / "out"), distributed=False)
+        videos = DatasetCatalog.get(name)  # the real loader
+        assert MetadataCatalog.get(name) is metadata  # updated in place, not replaced
+        assert metadata.thing_dataset_id_to_contiguous_id == {3: 0, 7: 1, 11: 2}
+        evaluator.reset()
+        for video in videos:
+            evaluator.process([video], [_ground_truth_as_output(video)])
+        metrics = evaluator.evaluate()
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["video_id"], r["category_id"]) for r in written] == [(1, 3), (1, 7), (2, 11)]
+    assert metrics["segm"]["AP"] == pytest.approx(100.0)
+    assert metrics["segm"]["AR10"] == pytest.approx(100.0)
 
 
 def _distributed_worker(rank, world_size, init_file, json_file, result_file):

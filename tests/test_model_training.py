@@ -153,7 +153,10 @@ def check_autocast_step(model, batch, dtype, trained=True):
     """Under autocast: the five losses finite, float32 and equal to float32's within 2% (or 1e-3);
     every parameter gets a finite gradient. An untrained model's mask loss is only checked to be
     finite: its boxes cover a handful of basis pixels, and a box edge moving by a hair adds one
-    (measured: up to 13% in bfloat16; a trained model's agrees within 0.5%)."""
+    (measured: up to 13% in bfloat16; a trained model's agrees within 0.5%). An untrained model's
+    track loss sits near its floor (~0.04: near-uniform embeddings), where bfloat16's 8-bit
+    mantissa over 512-wide dot products moves it by 1.4-3.1% (seeds 0-2 of the R50 model, AMD
+    EPYC; float16: within 0.5%): within 5% there."""
     model.train()
     reference = {name: float(value) for name, value in losses_of_one_step(model, batch).items()}
     losses = losses_of_one_step(model, batch, dtype)
@@ -161,7 +164,9 @@ def check_autocast_step(model, batch, dtype, trained=True):
     for name, value in losses.items():
         assert value.dtype == torch.float32 and torch.isfinite(value), (name, value)
         if trained or name != "loss_mask":
-            assert float(value) == pytest.approx(reference[name], rel=0.02, abs=1e-3), name
+            untrained_bf16_track = not trained and dtype == torch.bfloat16 and name == "loss_track"
+            rel = 0.05 if untrained_bf16_track else 0.02
+            assert float(value) == pytest.approx(reference[name], rel=rel, abs=1e-3), name
     missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert missing == []
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

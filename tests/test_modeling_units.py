@@ -477,3 +477,74 @@ def test_nms_per_group_equals_torchvision_batched_nms():
         assert sorted(kept.tolist()) == sorted(batched_nms(boxes, scores, labels, 0.5).tolist())
         assert (scores[kept][1:] <= scores[kept][:-1]).all()
         assert torch.equal(nms_per_group(boxes, scores, None, 0.5, torch.tensor(120.0)), batched_nms(boxes, scores, torch.zeros_like(labels), 0.5))
+
+
+def _fcos_public_methods():
+    """The public methods SG-Net inherits from detectron2's FCOS and DenseDetector (the installed
+    detectron2's), with where each is defined."""
+    from detectron2.modeling.meta_arch.dense_detector import DenseDetector
+    from detectron2.modeling.meta_arch.fcos import FCOS
+
+    return {
+        name: owner
+        for owner in (DenseDetector, FCOS)
+        for name, value in vars(owner).items()
+        if not name.startswith("_") and callable(value)
+    }
+
+
+# What SG-Net takes from FCOS as it is; forward is its own.
+USED_FCOS_METHODS = {"preprocess_image", "forward"}
+
+
+def test_inherited_fcos_methods_that_sgnet_replaces_refuse_naming_the_replacement(model):
+    from detectron2.modeling.meta_arch.fcos import FCOS
+
+    from sgnet.modeling import SGNet
+
+    inherited = set(_fcos_public_methods())
+    assert {"forward_training", "losses", "label_anchors", "forward_inference"} <= inherited
+    # v0.6's match_anchors is refused on main too (where FCOS has _match_anchors instead).
+    refused = (inherited - USED_FCOS_METHODS) | {"match_anchors"}
+    for name in sorted(refused):
+        assert getattr(SGNet, name) is not getattr(FCOS, name, None)
+        with pytest.raises(NotImplementedError, match=f"^SGNet does not use FCOS.{name}; its "):
+            getattr(model, name)(None, None)
+    assert SGNet.preprocess_image is FCOS.preprocess_image
+
+
+def test_state_dict_holds_exactly_the_submodules_parameters_and_buffers(model):
+    """Checkpoint keys: the backbone's, the detection head's, the mask head's and the track
+    head's under their attribute names (pixel mean / std and anchors are not saved)."""
+    submodules = ("backbone", "head", "mask_head", "track_head")
+    expected = {f"{name}.{key}" for name in submodules for key in getattr(model, name).state_dict()}
+    assert set(model.state_dict()) == expected
+    assert {name for name, _ in model.named_children()} == set(submodules) | {"anchor_generator"}
+    assert not model.anchor_generator.state_dict()
+
+
+def test_stage_timer_is_told_each_stage_of_a_frame_once_at_a_time(model):
+    """The stages a frame's inference reports to ``stage_timer``: all of STAGES, in order of
+    their first run, never nested (the benchmark sums each stage's times)."""
+    from contextlib import contextmanager
+
+    from sgnet.modeling.online import STAGES
+
+    events = []
+
+    @contextmanager
+    def recording_timer(stage):
+        events.append(("enter", stage))
+        yield
+        events.append(("exit", stage))
+
+    model.stage_timer = recording_timer
+    try:
+        with torch.no_grad():
+            model.inference_frame(two_object_scene(0)[0], (128, 160), TrackMemory())
+    finally:
+        del model.stage_timer  # back to the class's no-op default
+    stages = [stage for _, stage in events[0::2]]
+    assert events == [event for stage in stages for event in (("enter", stage), ("exit", stage))]
+    assert tuple(dict.fromkeys(stages)) == STAGES
+    assert stages == ["backbone+FPN", "heads", "post-processing", "heads", "mask assembly", "heads", "tracking"]

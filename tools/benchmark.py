@@ -60,8 +60,9 @@ from detectron2.utils.events import EventStorage
 from sgnet.config import load_config
 from sgnet.data import YTVISPairDatasetMapper, generate_synthetic_ytvis, get_ytvis_dataset_dicts, register_ytvis_instances
 from sgnet.data import write_synthetic_video
+from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import evaluate_ytvis
-from sgnet.modeling import meta_arch
+from sgnet.modeling.online import STAGES
 from sgnet.tracking import TrackMemory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,46 +191,24 @@ class Timer:
         return self.medians_ms({None: (function, setup)})[None]
 
 
-@contextmanager
-def stage_clock(model, device: str):
-    """Times SG-Net's inference stages by wrapping the leaf calls of ``detect_frame`` /
-    ``inference_frame``; yields a dict stage -> list of ms, one entry per call."""
-    stages = {
-        "backbone+FPN": [(model.backbone, "forward")],
-        "heads": [(model.head, "forward"), (model.track_head, "forward"), (model.track_head, "embeddings_at"),
-                  (model.mask_head, "coefficients"), (model.mask_head, "coarse_bases")],
-        "mask assembly": [(model.mask_head, "output_masks")],
-        "post-processing": [(meta_arch, "select_detections")],
-        "tracking": [(model.tracker, "update")],
-    }
-    times = {stage: [] for stage in stages}
-    originals = []
+class StageClock:
+    """SG-Net's ``stage_timer``: the wall ms of each of its stages (:data:`STAGES`), summed over a
+    step, one dict per step (:meth:`start_step`), with the timer's CUDA synchronisation."""
 
-    def timed(stage, function):
-        def wrapper(*args, **kwargs):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            result = function(*args, **kwargs)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times[stage].append((time.perf_counter() - start) * 1000)
-            return result
+    def __init__(self, timer: Timer):
+        self.timer = timer
+        self.steps = []
 
-        return wrapper
+    def start_step(self):
+        self.steps.append(dict.fromkeys(STAGES, 0.0))
 
-    for stage, targets in stages.items():
-        for owner, name in targets:
-            originals.append((owner, name, owner.__dict__.get(name)))
-            setattr(owner, name, timed(stage, getattr(owner, name)))
-    try:
-        yield times
-    finally:
-        for owner, name, original in originals:
-            if original is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
+    @contextmanager
+    def __call__(self, stage: str):
+        self.timer.sync()
+        start = time.perf_counter()
+        yield
+        self.timer.sync()
+        self.steps[-1][stage] += (time.perf_counter() - start) * 1000
 
 
 def random_frame(height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -244,7 +223,7 @@ def sgnet_latencies(model, frame, counts, timer: Timer):
     """SG-Net's full VIS step with N detections for each N of ``counts``, against a tracker
     memory that already holds the N tracks of a previous frame: ({N: median ms}, {N: {stage:
     median ms}}, {N: the (N, 4) boxes}). The totals are timed interleaved (:meth:`Timer.medians_ms`);
-    the stage breakdown, N by N, from the leaf calls (:func:`stage_clock`)."""
+    the stage breakdown, N by N, from SG-Net's ``stage_timer`` (:class:`StageClock`)."""
     size = tuple(frame.shape[-2:])
     frame = frame.to(model.device)
     memories, boxes, breakdowns = {}, {}, {}
@@ -267,11 +246,14 @@ def sgnet_latencies(model, frame, counts, timer: Timer):
             boxes[n] = instances.pred_boxes.tensor
         totals = timer.medians_ms({n: step(n) for n in counts})
         for n in counts:
-            with stage_clock(model, timer.device) as stage_times:
-                timer.median_ms(*step(n))
-            per_call = {stage: np.asarray(times).reshape(timer.warmup + timer.repeats, -1).sum(axis=1)[timer.warmup:]
-                        for stage, times in stage_times.items()}
-            breakdowns[n] = {stage: float(np.median(times)) for stage, times in per_call.items()}
+            run, setup = step(n)
+            clock = model.stage_timer = StageClock(timer)
+            try:
+                timer.median_ms(run, lambda: clock.start_step() or setup())  # a step begins untimed
+            finally:
+                del model.stage_timer  # back to SG-Net's no-op default
+            measured = clock.steps[timer.warmup:]
+            breakdowns[n] = {stage: statistics.median(times[stage] for times in measured) for stage in STAGES}
             breakdowns[n]["other"] = max(totals[n] - sum(breakdowns[n].values()), 0.0)
     return totals, breakdowns, boxes
 
@@ -721,17 +703,21 @@ def parse_args(argv=None):
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--width", type=int, default=640)
     args = parser.parse_args(argv)
+    if args.threads < 0:
+        raise InvalidInput(f"--threads {args.threads}: must be 0 (torch's default) or more")
+    if min(args.height, args.width) < 1:
+        raise InvalidInput(f"--height {args.height} --width {args.width}: the frame needs at least one pixel")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput("--device cuda, but torch sees no CUDA device")
     args.warmup, args.repeats = (1, 3) if args.quick else (2, 7)
     args.profile_rows = 15 if args.report else 0
     return args
 
 
-def main(argv=None) -> dict:
+def run_benchmark(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("benchmark.py: --device cuda, but torch sees no CUDA device")
     torch.manual_seed(0)
     timer = Timer(args.device, args.amp, args.warmup, args.repeats)
     start = time.perf_counter()
@@ -755,8 +741,12 @@ def main(argv=None) -> dict:
             print(f"{name}: {value:.3g} (target <= {target:g}) {'met' if met else 'MISSED'}")
     else:
         print(json.dumps(result))
-    return result
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: a bad argument, reported in one line)."""
+    return run_main("benchmark.py", run_benchmark, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,6 +24,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from sgnet.evaluation import evaluate_ytvis  # imports sgnet first: detectron2 compat
+from sgnet.errors import InvalidInput, run_main
 
 NUM_CATEGORIES = 40  # as YouTube-VIS
 
@@ -118,7 +119,12 @@ def compressed(boxes, height, width):
     return segmentations
 
 
-def main():
+# The smallest values make_files can draw from: the identity swap takes two tracks, and a track's
+# box is 10 px to 4/5 of the frame.
+MINIMUM_SIZES = {"videos": 1, "frames": 1, "tracks": 2, "height": 16, "width": 16}
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=300)
     parser.add_argument("--frames", type=int, default=30)
@@ -126,7 +132,15 @@ def main():
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for name, minimum in MINIMUM_SIZES.items():
+        if getattr(args, name) < minimum:
+            raise InvalidInput(f"--{name} {getattr(args, name)}: must be at least {minimum}")
+    return args
+
+
+def time_evaluation(argv=None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="[%(asctime)s %(name)s]: %(message)s")
     with tempfile.TemporaryDirectory() as directory:
@@ -141,5 +155,10 @@ def main():
     print(f"evaluation: {seconds:.1f} s")
 
 
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: a bad argument, reported in one line)."""
+    return run_main("benchmark_eval.py", time_evaluation, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

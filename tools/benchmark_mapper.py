@@ -15,6 +15,7 @@ horizontal flip), or that of ``--config-file`` when given. Usage::
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -29,11 +30,13 @@ from sgnet.data import (
     get_ytvis_dataset_dicts,
     register_ytvis_instances,
 )
+from sgnet.config import load_config
+from sgnet.errors import InvalidInput, run_main
 
 DATASET_NAME = "benchmark_mapper_synthetic_360p"
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8, help="SOLVER.IMS_PER_BATCH")
@@ -44,15 +47,23 @@ def parse_args():
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--config-file", default="", help="take INPUT.* from this config")
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    # Counts and sizes below these fail deep inside the dataset writer or the loader.
+    minimums = {"num_workers": 0, "batch_size": 1, "batches": 1, "warmup_batches": 0, "videos": 1, "frames": 1,
+                "height": 1, "width": 1}  # fmt: skip
+    for name, minimum in minimums.items():
+        if getattr(args, name) < minimum:
+            raise InvalidInput(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {minimum}")
+    return args
 
 
 def build_cfg(args):
-    cfg = get_cfg()
-    sgnet.add_sgnet_config(cfg)
     if args.config_file:
-        cfg.merge_from_file(args.config_file)
+        cfg = load_config(args.config_file)  # a missing or bad file: one line naming it
+        cfg.defrost()
     else:  # the release's multi-scale training (spec section 7)
+        cfg = get_cfg()
+        sgnet.add_sgnet_config(cfg)
         cfg.INPUT.MIN_SIZE_TRAIN = (360, 480)
         cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "range"
         cfg.INPUT.MAX_SIZE_TRAIN = 960
@@ -83,8 +94,9 @@ def time_loader(loader, warmup_batches, batches, batch_size) -> float:
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def main():
-    args = parse_args()
+def time_pipeline(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = build_cfg(args)
     with tempfile.TemporaryDirectory(prefix="sgnet-benchmark-") as tmp:
         start = time.perf_counter()
         paths = generate_synthetic_ytvis(
@@ -97,7 +109,6 @@ def main():
         )
         register_ytvis_instances(DATASET_NAME, {}, paths["train_json"], paths["train_root"])
         try:
-            cfg = build_cfg(args)
             dataset_dicts = get_ytvis_dataset_dicts(DATASET_NAME)
             mapper = YTVISPairDatasetMapper(cfg, True)
             seconds = time_mapper(mapper, dataset_dicts)
@@ -114,5 +125,11 @@ def main():
     )
 
 
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: a bad argument, reported in one line)."""
+    return run_main("benchmark_mapper.py", time_pipeline, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

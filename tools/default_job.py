@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from sgnet.errors import run_main
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "toy" / "sgnet_R18_toy.yaml"
 # Not a seed of the dataset's splits: the demo video is a scene the model has never seen.
@@ -27,8 +29,9 @@ def run_step(title: str, command: list) -> None:
     print(f"\n=== {title}\n$ {' '.join(str(c) for c in command)}", flush=True)
     start = time.perf_counter()
     result = subprocess.run([str(c) for c in command], cwd=REPO)
-    if result.returncode != 0:
-        sys.exit(f"default_job: step '{title}' failed with exit status {result.returncode}")
+    if result.returncode != 0:  # the step has said why; its status (2: a user's mistake) is ours
+        print(f"default_job.py: step '{title}' failed with exit status {result.returncode}", file=sys.stderr)
+        sys.exit(result.returncode)
     print(f"=== {title}: done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -42,11 +45,11 @@ def final_metrics(train_dir: Path) -> dict:
     return metrics
 
 
-def main() -> None:
+def job(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="output/default", help="folder for the model, results and demo")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for training, KEY VALUE pairs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     output = Path(args.output).resolve()
     train_dir, demo_dir = output / "train", output / "demo"
     python = sys.executable
@@ -84,5 +87,9 @@ def main() -> None:
     print(f"  demo strip:   {demo_dir / 'sgnet_demo_strip.png'}")
 
 
+def main(argv=None) -> int:
+    return run_main("default_job.py", job, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

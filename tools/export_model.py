@@ -22,6 +22,8 @@ from detectron2.utils.logger import setup_logger
 from sgnet.config import load_config
 from sgnet.deploy import DeployError, export_onnx
 from sgnet.deploy.errors import require
+from sgnet.errors import run_main
+from sgnet.fileio import refuse_overwriting_inputs
 from sgnet.predictor import VideoPredictor
 
 
@@ -37,42 +39,33 @@ def get_parser():
     return parser
 
 
-def build_config(args):
-    """The config, traced on the CPU (the deformable alignment's sampled formulation is the CPU
-    one); a missing file or a bad override as a DeployError naming it."""
-    if not os.path.isfile(args.config_file):
-        raise DeployError(f"{args.config_file}: no such config file")
-    try:
-        return load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
-    except (AssertionError, KeyError, ValueError) as e:  # yacs' errors for unknown keys, bad values
-        raise DeployError(f"{args.config_file} with overrides {args.opts}: {e}") from e
-
-
-def main(argv=None) -> int:
+def export(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = setup_logger(name="sgnet")
-    try:
-        require("onnx")  # before any work: says how to install it
-        cfg = build_config(args)
-        if not cfg.MODEL.WEIGHTS:
-            logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
-        elif "://" not in cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
-            raise DeployError(f"{cfg.MODEL.WEIGHTS}: no such weights file (MODEL.WEIGHTS)")
-        predictor = VideoPredictor(cfg)
-        sample = None
-        if args.sample_image:
-            image = cv2.imread(args.sample_image, cv2.IMREAD_COLOR)
-            if image is None:
-                raise DeployError(f"{args.sample_image}: not an image file OpenCV can read")
-            sample = predictor.to_model_input(image)
-        summary = export_onnx(predictor.model, cfg, os.path.join(args.output, "model.onnx"), sample)
-    except DeployError as e:
-        print(f"export_model.py: error: {e}", file=sys.stderr)
-        return 2
+    require("onnx")  # before any work: says how to install it
+    # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
+    cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
+    output = os.path.join(args.output, "model.onnx")
+    refuse_overwriting_inputs(output, [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.sample_image) if p])
+    if not cfg.MODEL.WEIGHTS:
+        logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
+    predictor = VideoPredictor(cfg)  # a missing or unreadable MODEL.WEIGHTS: one line naming it
+    sample = None
+    if args.sample_image:
+        image = cv2.imread(args.sample_image, cv2.IMREAD_COLOR)
+        if image is None:
+            raise DeployError(f"{args.sample_image}: not an image file OpenCV can read")
+        sample = predictor.to_model_input(image)
+    summary = export_onnx(predictor.model, cfg, output, sample)
     print(f"Exported {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s), checked by onnx.checker")
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (2: a user's mistake, reported in one line)."""
+    return run_main("export_model.py", export, argv)
 
 
 if __name__ == "__main__":

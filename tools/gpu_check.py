@@ -11,12 +11,12 @@
    one-process NCCL group, as ``launch`` sets up each GPU of a multi-GPU run.
 3. ``inference``: the toy model overfit on the tests' two-object pair, then streamed over a short
    video in float32 (TF32 off) and under float16 and bfloat16 autocast: the same detections and
-   track ids within the tests' tolerances (``tests/amp_fixtures.py``, shared with the CPU tests).
+   track ids within the tests' tolerances (``tools/amp_comparison.py``, shared with the CPU tests).
 4. ``benchmark``: the latency table of ``tools/benchmark.py --device cuda --amp --quick``.
 
 Prints one JSON line, ``{"ok": ..., "checks": {name: {...}}, ...}``; a check that fails records
 its error there (traceback on stderr) and the others still run. Exit status: 0 all passed, 1 a
-check failed, 2 no CUDA device (one line on stderr, nothing checked).
+check failed, 2 no CUDA device or a bad argument (one line on stderr, nothing checked).
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tools")]  # train_net, the tests' fixtures, benchmark
+sys.path[:0] = [str(REPO), str(REPO / "tools")]  # train_net; benchmark, the toy scene, the AMP comparison
 
 import detectron2  # noqa: E402
 import sgnet  # noqa: E402,F401  (registers SG-Net; detectron2 compatibility)
@@ -40,6 +40,7 @@ from detectron2.modeling import build_model  # noqa: E402
 from sgnet.compat import amp_trainer_takes_precision, check_amp_precision, set_amp_precision  # noqa: E402
 from sgnet.config import load_config  # noqa: E402
 from sgnet.data import generate_synthetic_ytvis, register_ytvis_instances  # noqa: E402
+from sgnet.errors import run_main  # noqa: E402
 
 TOY_CONFIG = REPO / "configs" / "toy" / "sgnet_R18_toy.yaml"
 R50_CONFIG = REPO / "configs" / "ytvis_2019" / "sgnet_R50_FPN_1x.yaml"
@@ -150,8 +151,8 @@ def check_nccl(workdir: Path) -> dict:
 
 
 def check_inference() -> dict:
-    from amp_fixtures import TOLERANCES, compare_streams, stream
-    from model_fixtures import pair_sample, tiny_cfg, train, two_object_scene
+    from amp_comparison import TOLERANCES, compare_streams, stream
+    from toy_scene import pair_sample, tiny_cfg, train, two_object_scene
 
     torch.manual_seed(0)
     model = build_model(tiny_cfg(**{"MODEL.DEVICE": "cuda"}))
@@ -184,7 +185,7 @@ def check_benchmark() -> dict:
     return {key: latency[key] for key in ("sgnet", "mask_rcnn", "fcos_torchvision", "sgnet_breakdown") if key in latency}
 
 
-def main(argv=None) -> int:
+def run_checks(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-benchmark", action="store_true", help="leave out the benchmark's latency table")
     args = parser.parse_args(argv)
@@ -214,6 +215,11 @@ def main(argv=None) -> int:
         "seconds": round(time.perf_counter() - start, 1), "checks": results,
     }))  # fmt: skip
     return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (see the module's docstring)."""
+    return run_main("gpu_check.py", run_checks, argv)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,18 @@ from .datasets import (
     register_ytvis_instances,
     segmentation_to_mask,
 )
-from .datasets.builtin import SYNTHETIC_CLASSES
 from .joint import JointPairMapper
 from .pseudo_pairs import COCOPseudoPairMapper
 from .samplers import (
     MixedDatasetTrainingSampler,
     RepeatCountTrainingSampler,
     build_ytvis_train_sampler,
+)
+from .synthetic import (
+    SYNTHETIC_CLASSES,
+    generate_synthetic_coco,
+    generate_synthetic_ytvis,
+    write_synthetic_video,
 )
 from .video import VideoFrameReader, VideoReadError
 
@@ -52,19 +57,3 @@ __all__ = [
     "segmentation_to_mask",
     "write_synthetic_video",
 ]
-
-_SYNTHETIC_EXPORTS = (
-    "generate_synthetic_coco",
-    "generate_synthetic_ytvis",
-    "write_synthetic_video",
-)
-
-
-def __getattr__(name):
-    # The generator is imported on first use: were `import sgnet` to import it,
-    # `python -m sgnet.data.synthetic` would find it already imported and runpy would warn.
-    if name in _SYNTHETIC_EXPORTS:
-        from . import synthetic
-
-        return getattr(synthetic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

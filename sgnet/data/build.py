@@ -5,6 +5,7 @@ import logging
 from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.data.detection_utils import check_metadata_consistency
 
+from ..config_checks import check_dataset_classes
 from .dataset_mapper import YTVISPairDatasetMapper
 from .datasets import get_ytvis_dataset_dicts, is_image_dataset
 from .joint import JointPairMapper
@@ -37,7 +38,17 @@ def build_sgnet_train_loader(cfg):
 
     With it, each dataset gets its share of the samples (:func:`build_joint_train_loader`), and
     the two kinds may be mixed.
+
+    Once the datasets are loaded, their classes are checked against ``MODEL.SGNET.NUM_CLASSES``
+    and the test datasets' (:func:`sgnet.config_checks.check_dataset_classes`).
     """
+    loader = _build_train_loader(cfg)
+    # The datasets are loaded now, with the classes of their annotation files.
+    check_dataset_classes(cfg, required=())
+    return loader
+
+
+def _build_train_loader(cfg):
     names = list(cfg.DATASETS.TRAIN)
     if cfg.DATALOADER.DATASET_RATIOS:
         return build_joint_train_loader(cfg)

@@ -12,6 +12,8 @@ import numpy as np
 from detectron2.data.detection_utils import convert_PIL_to_numpy, read_image
 from PIL import Image
 
+from ..errors import InvalidInput, MissingInput, UserError
+
 __all__ = ["VideoFrameReader", "VideoReadError", "read_frame_image", "IMAGE_EXTENSIONS"]
 
 logger = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_FPS = 6.0
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(UserError, RuntimeError):
     """A video or frame exists but cannot be decoded (corrupt, truncated, no frames, ...)."""
 
 
@@ -33,7 +35,7 @@ def read_frame_image(path: str, image_format: str = "BGR", *, where: str = "") -
     """
     prefix = f"{where}: " if where else ""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{prefix}frame file not found: {path}")
+        raise MissingInput(f"{prefix}frame file not found: {path}")
     try:
         return read_image(path, format=image_format)
     except (OSError, ValueError, SyntaxError) as e:
@@ -100,6 +102,11 @@ class VideoFrameReader:
             frames.close()
 
     @property
+    def input_paths(self) -> list:
+        """The files read: the video file, or every frame file."""
+        return [self._video_file] if self._video_file is not None else list(self._image_files)
+
+    @property
     def source(self) -> str:
         """A description of what is read, for messages."""
         if self._video_file is not None:
@@ -128,7 +135,7 @@ class VideoFrameReader:
         """Returns (video file path or None, list of image files or None)."""
         if isinstance(source, (list, tuple)):
             if not source:
-                raise ValueError("VideoFrameReader got an empty list of frame files")
+                raise InvalidInput("VideoFrameReader got an empty list of frame files")
             return None, [os.fspath(p) for p in source]
         path = os.fspath(source)
         if os.path.isfile(path):
@@ -143,9 +150,9 @@ class VideoFrameReader:
         if any(c in path for c in "*?["):
             matches = sorted(glob.glob(path), key=_natural_key)
             if not matches:
-                raise FileNotFoundError(f"No file matches the pattern {path}")
+                raise MissingInput(f"No file matches the pattern {path}")
             return None, matches
-        raise FileNotFoundError(
+        raise MissingInput(
             f"Video source not found: {path} (expected a video file, a folder of frames, a glob "
             "pattern or a list of image files)"
         )

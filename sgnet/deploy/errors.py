@@ -1,8 +1,10 @@
 """The one error type of deployment: bad files, configs or missing packages, in one line."""
+from ..errors import InvalidInput
 
 
-class DeployError(ValueError):
-    """A model file that cannot be exported or run as asked; the message names the file."""
+class DeployError(InvalidInput):
+    """A model file that cannot be exported or run as asked; the message names the file. A
+    :class:`sgnet.errors.UserError`: the apps report it in one line."""
 
 
 def require(module: str):

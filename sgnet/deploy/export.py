@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from ..fileio import CreatedFolders, atomic_path
 from ..modeling.meta_arch import FrameOutputs
 from .errors import DeployError, require
 
@@ -85,30 +86,9 @@ def _describe(values, onnx) -> List[str]:
     return lines
 
 
-def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = None) -> ExportSummary:
-    """Trace ``model`` (an :class:`~sgnet.modeling.SGNet` on the CPU, weights loaded) into
-    ``path``, an ONNX file whose frame size and number of detections are dynamic.
-
-    Args:
-        cfg: the model's config (its :data:`GRAPH_KEYS` values are recorded in the file).
-        sample_image: (3, h, w) uint8 example frame; by default a random frame of
-            ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
-    Returns:
-        the file, its inputs and outputs ("name: type[dims]"), size and export time.
-    """
-    onnx = require("onnx")
-    if model.device.type != "cpu":
-        raise DeployError(f"{path}: export runs on the CPU (MODEL.DEVICE cpu), the model is on {model.device}")
-    if sample_image is None:
-        height = cfg.INPUT.MIN_SIZE_TEST
-        generator = torch.Generator().manual_seed(0)
-        sample_image = torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
-    output_size = torch.tensor(sample_image.shape[-2:], dtype=torch.int64)
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    except OSError as e:
-        raise DeployError(f"{path}: cannot create its folder ({e})") from e
-    start = time.perf_counter()
+def _export(model, cfg, sample_image, output_size, path: str, onnx):
+    """Trace the frame step into ``path``, record the config values the graph holds, check it.
+    Returns the graph."""
     detections = {0: "detections"}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about every Python value it records (detectron2's asserts, the
@@ -132,6 +112,42 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
     graph.metadata_props.add(key=CONFIG_METADATA, value=json.dumps(graph_config(cfg)))
     onnx.save(graph, path)
     onnx.checker.check_model(path, full_check=True)
+    return graph
+
+
+def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = None) -> ExportSummary:
+    """Trace ``model`` (an :class:`~sgnet.modeling.SGNet` on the CPU, weights loaded) into
+    ``path``, an ONNX file whose frame size and number of detections are dynamic.
+
+    Args:
+        cfg: the model's config (its :data:`GRAPH_KEYS` values are recorded in the file).
+        sample_image: (3, h, w) uint8 example frame; by default a random frame of
+            ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
+    Returns:
+        the file, its inputs and outputs ("name: type[dims]"), size and export time.
+    """
+    onnx = require("onnx")
+    if model.device.type != "cpu":
+        raise DeployError(f"{path}: export runs on the CPU (MODEL.DEVICE cpu), the model is on {model.device}")
+    if sample_image is None:
+        height = cfg.INPUT.MIN_SIZE_TEST
+        generator = torch.Generator().manual_seed(0)
+        sample_image = torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
+    output_size = torch.tensor(sample_image.shape[-2:], dtype=torch.int64)
+    folders = CreatedFolders()
+    try:
+        folders.make(os.path.dirname(os.path.abspath(path)))
+        # Written and checked under a temporary name, renamed when whole: an interrupted or
+        # failed export leaves the previous file (or none), never a half one.
+        with atomic_path(path, suffix=".onnx") as staging:
+            start = time.perf_counter()
+            graph = _export(model, cfg, sample_image, output_size, staging, onnx)
+    except OSError as e:
+        folders.remove_empty()
+        raise DeployError(f"{path}: cannot write it ({e})") from e
+    except BaseException:
+        folders.remove_empty()
+        raise
     seconds = time.perf_counter() - start
     return ExportSummary(
         path=os.path.abspath(path),

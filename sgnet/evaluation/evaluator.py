@@ -1,5 +1,4 @@
 """detectron2 evaluator for video instance segmentation on YouTube-VIS-format datasets."""
-import functools
 import itertools
 import json
 import logging
@@ -12,6 +11,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
+from ..fileio import atomic_write
 from ..formats.rle import encode_masks
 from .tracks import load_ground_truth
 from .ytvis_metric import evaluate_ytvis
@@ -26,7 +26,9 @@ class YTVISEvaluator(DatasetEvaluator):
     json has ground truth (:func:`evaluate_ytvis`, which also logs identity switches).
 
     The dataset's metadata must have ``json_file`` (its YouTube-VIS annotation json) and
-    ``thing_dataset_id_to_contiguous_id``.
+    ``thing_dataset_id_to_contiguous_id``. Both are read from ``MetadataCatalog`` when used, not
+    when the evaluator is built: the dataset's loader sets the file's categories when it runs,
+    which may be after (``DefaultTrainer.test(cfg, model, evaluators)`` builds them first).
     """
 
     def __init__(self, dataset_name: str, output_dir: Optional[str] = None, distributed=True):
@@ -41,16 +43,11 @@ class YTVISEvaluator(DatasetEvaluator):
         self._dataset_name = dataset_name
         self._output_dir = output_dir
         self._distributed = distributed
-        self._metadata = MetadataCatalog.get(dataset_name)
-        self._json_file = self._metadata.json_file
         self._predictions = []
 
-    @functools.cached_property
     def _dataset_category_id(self) -> Dict[int, int]:
         """Contiguous id -> dataset category id (models predict one, results name the other)."""
-        # Read at first use: a dataset's registration may set the id map only when it is loaded,
-        # after the evaluator is built.
-        id_map = self._metadata.thing_dataset_id_to_contiguous_id
+        id_map = MetadataCatalog.get(self._dataset_name).thing_dataset_id_to_contiguous_id
         return {contiguous: dataset_id for dataset_id, contiguous in id_map.items()}
 
     def reset(self):
@@ -62,11 +59,10 @@ class YTVISEvaluator(DatasetEvaluator):
             inputs: video dicts, each with "video_id", "length", "height", "width".
             outputs: one per video, see :func:`predictions_to_results`.
         """
+        dataset_category_id = self._dataset_category_id()
         for video, output in zip(inputs, outputs):
             # Encode right away: RLE strings are small, per-frame masks are not.
-            self._predictions.extend(
-                predictions_to_results(video, output, self._dataset_category_id)
-            )
+            self._predictions.extend(predictions_to_results(video, output, dataset_category_id))
 
     def evaluate(self):
         """
@@ -83,10 +79,11 @@ class YTVISEvaluator(DatasetEvaluator):
         if self._output_dir:
             self._write_results(predictions)
         # Loaded from the path, so that a problem in the file is reported with its name.
-        truth = load_ground_truth(self._json_file)
+        json_file = MetadataCatalog.get(self._dataset_name).json_file
+        truth = load_ground_truth(json_file)
         if not truth.tracks:
             self._logger.info(
-                f"{self._json_file} has no ground-truth annotations: no metrics for "
+                f"{json_file} has no ground-truth annotations: no metrics for "
                 f"'{self._dataset_name}'. {self._submission_hint()}"
             )
             return {}
@@ -109,15 +106,17 @@ class YTVISEvaluator(DatasetEvaluator):
         return list(itertools.chain(*per_rank))
 
     def _write_results(self, predictions: List[dict]):
+        """results.json and results.zip, each whole or (after a failure) as before."""
         PathManager.mkdirs(self._output_dir)
         text = json.dumps(predictions)
         json_path = os.path.join(self._output_dir, "results.json")
-        with PathManager.open(json_path, "w") as f:
-            f.write(text)
-        # The server takes a zip holding a single results.json.
         zip_path = os.path.join(self._output_dir, "results.zip")
-        with PathManager.open(zip_path, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        # Nested, so that a failure writing either leaves both previous files: neither is renamed
+        # into place before both are complete.
+        with atomic_write(json_path, "w") as json_file, atomic_write(zip_path, "wb") as zip_file:
+            json_file.write(text)
+            # The server takes a zip holding a single results.json.
+            with zipfile.ZipFile(zip_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr("results.json", text)
         self._logger.info(f"Wrote {len(predictions)} results (track, category) to {json_path} and {zip_path}.")
 

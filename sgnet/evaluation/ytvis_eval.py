@@ -4,7 +4,8 @@
 
 Logs go to stderr; the last line of stdout is the metrics, one JSON object as returned by
 :func:`evaluate_ytvis` (NaN written as null). Bad input (a missing file, invalid JSON, a malformed
-record or mask in either file) ends in one line ``error: FILE: problem`` and exit status 2. The metric itself lives in :mod:`.ytvis_metric`, so
+record or mask in either file) ends in one line ``ytvis_eval: error: FILE: problem`` on stderr and
+exit status 2 (:func:`sgnet.errors.run_main`). The metric itself lives in :mod:`.ytvis_metric`, so
 that importing the ``sgnet.evaluation`` package does not import this module (``python -m`` would
 then run it twice).
 """
@@ -14,12 +15,14 @@ import logging
 import math
 import sys
 
+from ..errors import run_main
 from .ytvis_metric import evaluate_ytvis
 
 __all__ = ["evaluate_ytvis", "main"]
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> None:
+    """The command line (see the module docstring); bad input raises a ``UserError``."""
     parser = argparse.ArgumentParser(
         prog="python -m sgnet.evaluation.ytvis_eval", description=__doc__.splitlines()[0]
     )
@@ -30,12 +33,8 @@ def main(argv=None) -> dict:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="[%(asctime)s %(name)s]: %(message)s"
     )
-    try:
-        metrics = evaluate_ytvis(args.gt, args.results, per_class=args.per_class)
-    except (ValueError, OSError) as e:  # bad or unreadable input: the message names the file
-        parser.exit(2, f"error: {e}\n")
+    metrics = evaluate_ytvis(args.gt, args.results, per_class=args.per_class)
     print(json.dumps(_nan_to_none(metrics), allow_nan=False))
-    return metrics
 
 
 def _nan_to_none(metrics: dict) -> dict:
@@ -47,4 +46,4 @@ def _nan_to_none(metrics: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main("ytvis_eval", main))

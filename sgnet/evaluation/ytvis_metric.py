@@ -19,6 +19,8 @@ from tabulate import tabulate
 
 from detectron2.utils.logger import create_small_table, log_every_n_seconds
 
+from ..errors import InvalidInput
+from ..formats.ytvis import Category
 from .tracks import YTVISGroundTruth, load_ground_truth, load_results
 from .video_overlaps import compute_video_overlaps, count_identity_switches
 
@@ -158,13 +160,13 @@ def evaluate_ytvis(
         :meth:`YTVISeval.identity_switches`, ``IDSW_per_video`` that total over the videos.
 
     Raises:
-        FileNotFoundError, ValueError: for a missing file, a ground truth without annotations,
+        MissingInput, InvalidInput: for a missing file, a ground truth without annotations,
             and bad input (see :func:`load_ground_truth`, :func:`load_results`).
     """
     truth = ground_truth if isinstance(ground_truth, YTVISGroundTruth) else load_ground_truth(ground_truth)
     if not truth.tracks:
         named = os.fspath(ground_truth) if isinstance(ground_truth, (str, os.PathLike)) else "The ground truth"
-        raise ValueError(
+        raise InvalidInput(
             f"{named} has no annotations (as the public valid/test splits): there is nothing to "
             "evaluate locally; submit results.zip to the benchmark server instead."
         )
@@ -207,7 +209,7 @@ def _percent(value: float) -> float:
     return float(value * 100) if value >= 0 else math.nan
 
 
-def _per_category_ap(coco_eval: YTVISeval, categories: List[dict]) -> Dict[str, float]:
+def _per_category_ap(coco_eval: YTVISeval, categories: List[Category]) -> Dict[str, float]:
     # precision: (iou thresholds, recall points, categories, area ranges, max dets); categories
     # sorted by id as params.catIds; area range "all", maxDets 100.
     precision = coco_eval.eval["precision"]
@@ -215,7 +217,7 @@ def _per_category_ap(coco_eval: YTVISeval, categories: List[dict]) -> Dict[str, 
     for k, category in enumerate(categories):
         values = precision[:, :, k, 0, -1]
         values = values[values > -1]
-        per_category[f"AP-{category['name']}"] = (
+        per_category[f"AP-{category.name}"] = (
             float(values.mean() * 100) if values.size else math.nan
         )
     return per_category

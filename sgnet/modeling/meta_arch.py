@@ -72,6 +72,21 @@ def _trainable(instances: Instances) -> Instances:
     return instances
 
 
+def _replaced_fcos_method(name: str, replacement: str):
+    """A method that refuses to run: SG-Net inherits FCOS's ``name`` but replaces what it does
+    (``replacement`` says by what), so running it would apply FCOS's head layout to SG-Net's."""
+
+    def refuse(self, *args, **kwargs):
+        raise NotImplementedError(f"SGNet does not use FCOS.{name}; {replacement}")
+
+    refuse.__name__ = refuse.__qualname__ = name
+    refuse.__doc__ = f"Not used by SG-Net: {replacement}."
+    return refuse
+
+
+_SGNET_INFERENCE = "its inference is SGNet.forward on videos, inference_frame or frame_step"
+
+
 @META_ARCH_REGISTRY.register()
 class SGNet(OnlineVideoInference, FCOS):
     """SG-Net (Liu et al., CVPR 2021).
@@ -85,11 +100,27 @@ class SGNet(OnlineVideoInference, FCOS):
     the FCOS assignment (centre sampling + level ranges) is :func:`fcos_matched_indices`. Deliberate differences from detectron2's
     FCOS: centerness-weighted box loss (release), the release's tower depths and per-level
     scales, deformable feature alignment, score = cls x centerness (no sqrt), and the mask and
-    tracking heads.
+    tracking heads. FCOS's own training and inference methods are replaced by :meth:`forward`
+    and raise ``NotImplementedError`` naming what replaces them.
 
     Under autocast (``SOLVER.AMP``, or inference in ``torch.autocast``) the heads' predictions
     are float32, and the losses and the association run outside autocast (:mod:`.precision`).
     """
+
+    # The public methods of detectron2's FCOS (and DenseDetector) that SG-Net does not use, on
+    # v0.6 (match_anchors) and on main. preprocess_image and device are used as they are.
+    forward_training = _replaced_fcos_method("forward_training", "its losses come from SGNet.forward on clip pairs")
+    losses = _replaced_fcos_method("losses", "its losses are sgnet.modeling.losses, applied in SGNet.forward")
+    label_anchors = _replaced_fcos_method("label_anchors", "its targets come from sgnet.modeling.assignment")
+    match_anchors = _replaced_fcos_method("match_anchors", "its targets come from sgnet.modeling.assignment")
+    compute_ctrness_targets = _replaced_fcos_method(
+        "compute_ctrness_targets", "its centerness targets are sgnet.modeling.losses.centerness_targets"
+    )
+    forward_inference = _replaced_fcos_method("forward_inference", _SGNET_INFERENCE)
+    inference_single_image = _replaced_fcos_method("inference_single_image", _SGNET_INFERENCE)
+    visualize_training = _replaced_fcos_method(
+        "visualize_training", "its training inputs are clip pairs, which DenseDetector cannot draw"
+    )
 
     @configurable
     def __init__(
@@ -393,9 +424,11 @@ class SGNet(OnlineVideoInference, FCOS):
         size or a branch, so the graph holds for any frame size and number of detections.
         """
         images = self.preprocess_image([{"image": image}])
-        features = self.backbone(images.tensor)
+        with self.stage_timer("backbone+FPN"):
+            features = self.backbone(images.tensor)
         head_features = [features[f] for f in self.head_in_features]
-        predictions = self.head(head_features)
+        with self.stage_timer("heads"):
+            predictions = self.head(head_features)
         anchors = self.anchor_generator(head_features)
         # (h, w): ints, or a (2,) tensor when traced (detectron2's ImageList).
         input_size = images.image_sizes[0]
@@ -404,23 +437,25 @@ class SGNet(OnlineVideoInference, FCOS):
             deltas = predictions["box_deltas"][level][0].flatten(1).t()[locations]
             return self.box2box_transform.apply_deltas(deltas, anchors[level].tensor[locations])
 
-        detections = select_detections(
-            [x[0] for x in predictions["cls_logits"]],
-            [x[0] for x in predictions["centerness"]],
-            decode,
-            pre_nms_topk=self.test_topk_candidates,
-            score_thresh=self.test_score_thresh,
-            nms_thresh=self.test_nms_thresh,
-            max_detections=self.max_detections_per_image,
-            image_size=input_size,
-            class_agnostic=self.nms_class_agnostic,
-        )
+        with self.stage_timer("post-processing"):
+            detections = select_detections(
+                [x[0] for x in predictions["cls_logits"]],
+                [x[0] for x in predictions["centerness"]],
+                decode,
+                pre_nms_topk=self.test_topk_candidates,
+                score_thresh=self.test_score_thresh,
+                nms_thresh=self.test_nms_thresh,
+                max_detections=self.max_detections_per_image,
+                image_size=input_size,
+                class_agnostic=self.nms_class_agnostic,
+            )
         image_idx = torch.zeros_like(detections.labels)
         masks = self._masks(predictions, detections, image_idx, input_size, output_size, dense_masks)
 
-        fused = self.track_head([features[f] for f in self.track_in_features])
-        centres = (detections.boxes[:, :2] + detections.boxes[:, 2:]) / 2
-        embeddings = self.track_head.embeddings_at(fused, image_idx, centres)
+        with self.stage_timer("heads"):
+            fused = self.track_head([features[f] for f in self.track_in_features])
+            centres = (detections.boxes[:, :2] + detections.boxes[:, 2:]) / 2
+            embeddings = self.track_head.embeddings_at(fused, image_idx, centres)
 
         # (w, h, w, h) output / input scale.
         scale = torch.as_tensor(output_size, device=self.device) / torch.as_tensor(input_size, device=self.device)
@@ -436,21 +471,23 @@ class SGNet(OnlineVideoInference, FCOS):
     def _masks(self, predictions, detections: Detections, image_idx, input_size, output_size, dense: bool) -> Tensor:
         """(D, H_out, W_out) bool masks of one frame's detections (``dense``: the traceable
         formulation)."""
-        coefficients = self.mask_head.coefficients(
-            predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
-        )
-        coarse_bases = self.mask_head.coarse_bases([predictions["box_features"][i] for i in self.basis_levels])
+        with self.stage_timer("heads"):
+            coefficients = self.mask_head.coefficients(
+                predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
+            )
+            coarse_bases = self.mask_head.coarse_bases([predictions["box_features"][i] for i in self.basis_levels])
         basis_boxes = detections.boxes / self.basis_stride
         # ceil(size / stride), for ints and (traced) tensors alike; non-negative operands, as
         # ONNX's integer division truncates where Python's floors.
         valid_size = [(size + self.basis_stride - 1) // self.basis_stride for size in input_size]
         assemble = self.mask_head.dense_output_masks if dense else self.mask_head.output_masks
-        return assemble(
-            coarse_bases[0],
-            basis_boxes,
-            coefficients,
-            self.mask_head.box_granularity(basis_boxes, image_idx),
-            valid_size,
-            output_size,
-            self.mask_threshold,
-        )
+        with self.stage_timer("mask assembly"):
+            return assemble(
+                coarse_bases[0],
+                basis_boxes,
+                coefficients,
+                self.mask_head.box_granularity(basis_boxes, image_idx),
+                valid_size,
+                output_size,
+                self.mask_threshold,
+            )

@@ -1,9 +1,15 @@
 """Online video inference on any frame model: detect a frame, associate, accumulate a video."""
+from contextlib import nullcontext
+from typing import Callable, ContextManager
+
 from detectron2.structures import Instances
 from torch import Tensor
 
 from ..tracking import TrackMemory, VideoTrackAccumulator
 from .precision import autocast_disabled
+
+# The stages of a frame's inference, in the order they first run, as ``stage_timer`` is told them.
+STAGES = ("backbone+FPN", "heads", "post-processing", "mask assembly", "tracking")
 
 
 class OnlineVideoInference:
@@ -14,6 +20,11 @@ class OnlineVideoInference:
     ONNX Runtime frame model (:mod:`sgnet.deploy`) is another, and tracks the same way; both
     set these with :meth:`init_video_inference`.
     """
+
+    # Entered around each stage of a frame (see STAGES), with the stage's name: a context-manager
+    # factory, e.g. the per-stage clock of tools/benchmark.py. The default does nothing
+    # (``nullcontext(stage)``), at the cost of creating one object per stage.
+    stage_timer: Callable[[str], ContextManager] = nullcontext
 
     def init_video_inference(self, *, tracker, track_label_rule: str, classes_per_track: int, nms_class_agnostic: bool):
         """Check and keep the video-inference settings (``self.num_classes`` already set)."""
@@ -35,7 +46,7 @@ class OnlineVideoInference:
         """
         instances = self.detect_frame(image, output_size)
         # Association in float32 under autocast too: its similarities decide track identities.
-        with autocast_disabled():
+        with autocast_disabled(), self.stage_timer("tracking"):
             track_ids = self.tracker.update(
                 memory, instances.embeddings, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
             )

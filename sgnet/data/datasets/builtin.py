@@ -14,11 +14,34 @@ the video dataset's classes by :mod:`.coco_mapping`, made into pseudo clip pairs
 
 Registration touches no file. The category lists are metadata defaults; the categories of a video
 split's json win when it is loaded (a COCO split keeps its target's classes).
+
+Names, and other VIS plugins
+----------------------------
+Other detectron2 video projects (Mask2Former's ``mask2former_video`` and those built on it)
+register the same YouTube-VIS and OVIS names, and detectron2 refuses a name registered twice.
+So every split above except ``sgnet_toy_*`` has two names:
+
+* ``sgnet_<name>`` (``sgnet_ytvis_2019_train``, ``sgnet_ovis_val``,
+  ``sgnet_coco_ytvis_2019_train``, ...): always sgnet's loader and metadata. Configs that must
+  work whatever else is imported use these.
+* ``<name>`` (``ytvis_2019_train``, ...): sgnet's too when the name is free at ``import sgnet``.
+  When another package registered it before, it keeps that package's loader and metadata
+  (sgnet does not touch it) and one warning lists the names left to the other package.
+
+Import order: import the other package first, then sgnet. In the other order the other
+package's registration fails (detectron2 asserts on a name registered twice, and sgnet cannot
+hook into a registration that happens after it without patching detectron2). Where sgnet has to
+come first, call :func:`unregister_plain_names` between the two imports: the plain names are
+then free for the other package, the ``sgnet_`` names stay sgnet's.
 """
 
 import functools
+import logging
 import os
 
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..synthetic import SYNTHETIC_CLASSES, ensure_toy_dataset, toy_dataset_paths
 from .coco import load_coco_json_mapped, register_coco_mapped_instances
 from .coco_mapping import COCO_MAPPINGS
 from .ytvis import load_ytvis_json, register_ytvis_instances, thing_colors_for
@@ -27,11 +50,15 @@ __all__ = [
     "register_all_ytvis",
     "register_all_coco_mapped",
     "register_sgnet_toy",
+    "unregister_plain_names",
     "datasets_root",
     "builtin_metadata",
     "toy_dataset_paths",
     "SYNTHETIC_CLASSES",
+    "ALIAS_PREFIX",
 ]
+
+logger = logging.getLogger(__name__)
 
 YTVIS_2019_CLASSES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
@@ -52,9 +79,6 @@ OVIS_CLASSES = (
     "Giraffe", "Poultry", "Giant_panda", "Lizard", "Parrot", "Monkey", "Rabbit", "Tiger", "Fish",
     "Turtle", "Bicycle", "Motorcycle", "Airplane", "Boat", "Vehical",
 )  # fmt: skip
-
-# The shapes drawn by sgnet.data.synthetic (category ids 1, 2, 3).
-SYNTHETIC_CLASSES = ("disc", "square", "triangle")
 
 # dataset: (category names, download page)
 _DATASETS = {
@@ -84,6 +108,12 @@ _COCO_MAPPED_SPLITS = {
 }
 
 
+# The prefix of the names that are sgnet's whatever else registered the plain ones.
+ALIAS_PREFIX = "sgnet_"
+# The names registered by this module: registering a split again (another root) replaces them.
+_registered_here = set()
+
+
 def builtin_metadata(classes) -> dict:
     """Metadata of a dataset whose json category ids are 1..len(classes), in this order."""
     return {
@@ -107,8 +137,8 @@ def _check_downloaded(name, download_page, json_file, image_root):
             )
 
 
-def _load_downloaded_split(name, json_file, image_root):
-    _check_downloaded(name, _DATASETS[_dataset_of(name)][1], json_file, image_root)
+def _load_downloaded_split(name, split, json_file, image_root):
+    _check_downloaded(name, _DATASETS[_dataset_of(split)][1], json_file, image_root)
     return load_ytvis_json(json_file, image_root, name)
 
 
@@ -119,51 +149,86 @@ def _load_coco_mapped_split(name, target, json_file, image_root):
     )
 
 
-def register_all_ytvis(root: str) -> None:
-    """Register the YouTube-VIS 2019/2021/2022 and OVIS splits, to be read under ``root``."""
-    for name, (json_name, image_dir) in _BUILTIN_SPLITS.items():
-        json_file, image_root = os.path.join(root, json_name), os.path.join(root, image_dir)
-        register_ytvis_instances(
-            name,
-            builtin_metadata(_DATASETS[_dataset_of(name)][0]),
-            json_file,
-            image_root,
-            loader=functools.partial(_load_downloaded_split, name, json_file, image_root),
+def _register_with_alias(split: str, register, held_elsewhere: list) -> None:
+    """``register(name)`` under ``sgnet_<split>`` and under ``split``, except a name another
+    package registered: that one is left as it is and appended to ``held_elsewhere``."""
+    for name in (ALIAS_PREFIX + split, split):
+        if name in DatasetCatalog.list():
+            if name not in _registered_here:
+                held_elsewhere.append(name)
+                continue
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register(name)
+        _registered_here.add(name)
+
+
+def _report_held_elsewhere(names: list) -> None:
+    if names:
+        logger.warning(
+            f"{', '.join(names)}: registered already by another package, kept as they are; "
+            f"sgnet's loaders are {', '.join(ALIAS_PREFIX + n for n in names)}"
         )
+
+
+def _register_video_split(split, json_file, image_root, name):
+    register_ytvis_instances(
+        name,
+        builtin_metadata(_DATASETS[_dataset_of(split)][0]),
+        json_file,
+        image_root,
+        loader=functools.partial(_load_downloaded_split, name, split, json_file, image_root),
+    )
+
+
+def register_all_ytvis(root: str) -> None:
+    """Register the YouTube-VIS 2019/2021/2022 and OVIS splits, to be read under ``root``, under
+    their ``sgnet_`` and plain names (see the module docstring). Registering again replaces
+    sgnet's earlier registration."""
+    held_elsewhere = []
+    for split, (json_name, image_dir) in _BUILTIN_SPLITS.items():
+        json_file, image_root = os.path.join(root, json_name), os.path.join(root, image_dir)
+        register = functools.partial(_register_video_split, split, json_file, image_root)
+        _register_with_alias(split, register, held_elsewhere)
+    _report_held_elsewhere(held_elsewhere)
+
+
+def _register_coco_mapped_split(target, json_file, image_root, name):
+    register_coco_mapped_instances(
+        name,
+        builtin_metadata(_DATASETS[target][0]),
+        COCO_MAPPINGS[target],
+        json_file,
+        image_root,
+        loader=functools.partial(_load_coco_mapped_split, name, target, json_file, image_root),
+    )
 
 
 def register_all_coco_mapped(root: str) -> None:
     """Register ``coco_ytvis_2019_train``, ``coco_ytvis_2021_train`` and ``coco_ovis_train``: COCO
-    2017 train under ``root`` with the target dataset's classes and metadata."""
+    2017 train under ``root`` with the target dataset's classes and metadata, under their
+    ``sgnet_`` and plain names (see the module docstring). Registering again replaces sgnet's
+    earlier registration."""
     json_file, image_root = (os.path.join(root, path) for path in _COCO_TRAIN)
-    for name, target in _COCO_MAPPED_SPLITS.items():
-        register_coco_mapped_instances(
-            name,
-            builtin_metadata(_DATASETS[target][0]),
-            COCO_MAPPINGS[target],
-            json_file,
-            image_root,
-            loader=functools.partial(_load_coco_mapped_split, name, target, json_file, image_root),
-        )
+    held_elsewhere = []
+    for split, target in _COCO_MAPPED_SPLITS.items():
+        register = functools.partial(_register_coco_mapped_split, target, json_file, image_root)
+        _register_with_alias(split, register, held_elsewhere)
+    _report_held_elsewhere(held_elsewhere)
 
 
-def toy_dataset_paths(dataset_dir: str) -> dict:
-    """Absolute paths of the splits of a synthetic dataset folder (YouTube-VIS layout):
-    ``{"train_json", "train_root", "val_json", "val_root"}``, roots being JPEGImages folders."""
-    dataset_dir = os.path.abspath(dataset_dir)
-    return {
-        "train_json": os.path.join(dataset_dir, "train.json"),
-        "train_root": os.path.join(dataset_dir, "train", "JPEGImages"),
-        "val_json": os.path.join(dataset_dir, "valid.json"),
-        "val_root": os.path.join(dataset_dir, "valid", "JPEGImages"),
-    }
+def unregister_plain_names() -> None:
+    """Remove sgnet's registrations under the plain names (``ytvis_2019_train``, ...), so that a
+    package imported after sgnet can register them; the ``sgnet_`` names stay sgnet's."""
+    for name in sorted(_registered_here):
+        if not name.startswith(ALIAS_PREFIX):
+            _registered_here.discard(name)
+            if name in DatasetCatalog.list():
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)
 
 
 def _load_toy_split(name, dataset_dir, split):
-    # Imported here: `import sgnet` must not import the generator, or
-    # `python -m sgnet.data.synthetic` finds it already imported (runpy warns).
-    from ..synthetic import ensure_toy_dataset
-
     paths = ensure_toy_dataset(dataset_dir)
     return load_ytvis_json(paths[f"{split}_json"], paths[f"{split}_root"], name)
 

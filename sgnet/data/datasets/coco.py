@@ -15,6 +15,9 @@ from collections import Counter
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ...errors import InvalidInput
+from ...formats.coco import check_coco_instances_file
+
 __all__ = ["load_coco_json_mapped", "register_coco_mapped_instances", "is_image_dataset"]
 
 logger = logging.getLogger(__name__)
@@ -55,11 +58,19 @@ def load_coco_json_mapped(
     Returns:
         list[dict]: detectron2 image dicts (see the module docstring), in ``load_coco_json``'s
         order, only images holding at least one kept object.
+
+    Raises:
+        MissingInput, InvalidInput: the json is missing, or malformed
+            (:func:`sgnet.formats.coco.check_coco_instances`): the message names the file, the
+            image or annotation id and the problem.
     """
     target_classes = list(target_classes)
     unknown = sorted(set(mapping.values()) - set(target_classes))
     if unknown:
-        raise ValueError(f"{dataset_name}: mapped classes {unknown} are not target classes")
+        raise InvalidInput(f"{dataset_name}: mapped classes {unknown} are not target classes")
+    # load_coco_json trains on masks that do not cover their image and ends in a bare KeyError
+    # on a missing field: check the whole file first, in the YouTube-VIS readers' terms.
+    check_coco_instances_file(json_file)
     records, names = _coco_categories(json_file, image_root, dataset_name)
     # file category index -> target contiguous id, None when unmapped
     target_of = [target_classes.index(mapping[n]) if n in mapping else None for n in names]
