@@ -248,6 +248,10 @@ class SGNetCheckpointer(DetectionCheckpointer):
             return super().load(path, checkpointables=checkpointables)
         finally:
             self._loading, self._restoring = None, False
+            # detectron2 main's load sets this and clears it only on success; a failed load (a
+            # truncated candidate while resuming) would make every later load assert.
+            if hasattr(self, "_parsed_url_during_load"):
+                self._parsed_url_during_load = None
 
     def _load_file(self, filename):
         try:
