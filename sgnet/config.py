@@ -37,7 +37,10 @@ def load_config(config_file: str, opts=()) -> CN:
     try:
         cfg.merge_from_file(config_file)
     except (AssertionError, AttributeError, KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as e:
-        # yacs' errors, YAML's, a file that is not a mapping, a missing _BASE_
+        # yacs' errors, YAML's, a missing _BASE_; yacs meets a file whose top level is empty, a
+        # scalar or a list with an AttributeError or a TypeError that does not say so
+        if isinstance(e, (AttributeError, TypeError)) and not _holds_a_mapping(config_file):
+            raise InvalidInput(f"{config_file}: not a YAML mapping of config keys ('KEY: value' lines)") from e
         raise InvalidInput(f"{config_file}: {_yacs_message(e)}") from e
     opts = list(opts)
     try:
@@ -47,6 +50,11 @@ def load_config(config_file: str, opts=()) -> CN:
     check_config_values(cfg, config_file)
     cfg.freeze()
     return cfg
+
+
+def _holds_a_mapping(config_file: str) -> bool:
+    with open(config_file) as f:
+        return isinstance(yaml.unsafe_load(f), dict)  # detectron2 reads its configs unsafe too
 
 
 def _yacs_message(error: Exception) -> str:

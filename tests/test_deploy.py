@@ -58,13 +58,15 @@ def random_export(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_export(tmp_path_factory):
     """A briefly trained model (60 steps on the two-object scene: its objects score ~0.8, a
-    blank frame's best location ~0.3), exported twice: from a blank frame (the trace sees no
+    blank frame's best location ~0.2), exported twice: from a blank frame (the trace sees no
     detection, and the graph must still hold for frames with some) and from a scene (the
-    reverse)."""
+    reverse). CPU training is not bit-reproducible within a process (the first run in a process
+    ends a few ULPs away from later ones, which 60 steps amplify): at lr 0.005 the blank frame's
+    best score was 0.25 on one path and 0.55 on the other, at 0.003 it is 0.21 and 0.22."""
     cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.5})
     torch.manual_seed(0)
     model = build_model(cfg)
-    train(model, [pair_sample(key_shift=0, ref_shift=6)], 60, lr=0.005)
+    train(model, [pair_sample(key_shift=0, ref_shift=6)], 60, lr=0.003)
     model.eval()
     blank = torch.full((3, 128, 160), 90, dtype=torch.uint8)
     with torch.no_grad():

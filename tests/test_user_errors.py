@@ -102,14 +102,20 @@ def test_train_net_refuses_bad_settings_before_building_anything(train_net, caps
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, r"no such file \(config file\)"), ("MODEL: [1, 2", "while parsing"), ("just text", "")],
-    ids=["missing", "bad-yaml", "not-a-mapping"],
+    [
+        (None, r"no such file \(config file\)"),
+        ("MODEL: [1, 2", "while parsing"),
+        ("just text", "not a YAML mapping of config keys"),
+        ("- MODEL\n- SOLVER\n", "not a YAML mapping of config keys"),
+        ("", "not a YAML mapping of config keys"),
+    ],
+    ids=["missing", "bad-yaml", "not-a-mapping", "a-list", "empty"],
 )
 def test_bad_config_files_are_one_line_naming_the_file(tmp_path, content, message):
     config = tmp_path / "config.yaml"
     if content is not None:
         config.write_text(content)
-    with pytest.raises(InvalidInput if content else MissingInput, match=message) as error:
+    with pytest.raises(MissingInput if content is None else InvalidInput, match=message) as error:
         load_config(str(config))
     assert str(config) in str(error.value)
 
