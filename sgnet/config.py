@@ -46,8 +46,8 @@ def load_config(config_file: str, opts=()) -> CN:
     try:
         cfg.merge_from_list(opts)
     except (AssertionError, KeyError, ValueError, TypeError) as e:
-        raise InvalidInput(f"{config_file}: override: {_yacs_message(e)}") from e
-    check_config_values(cfg, config_file)
+        raise InvalidInput(f"command-line override: {_yacs_message(e)}") from e
+    check_config_values(cfg, config_file, overridden=opts[0::2])
     cfg.freeze()
     return cfg
 

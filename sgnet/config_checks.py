@@ -138,11 +138,12 @@ def _problems(cfg) -> Iterable[str]:
         )
 
 
-def check_config_values(cfg, source: str = "the config") -> None:
-    """Raise :class:`InvalidInput` naming ``source``, the first key out of its range and what it
-    must be."""
+def check_config_values(cfg, source: str = "the config", overridden: Sequence[str] = ()) -> None:
+    """Raise :class:`InvalidInput` naming the first key out of its range, what it must be, and
+    where its value came from: ``source``, or the command line for a key in ``overridden``."""
     for problem in _problems(cfg):
-        raise InvalidInput(f"{source}: {problem}")
+        key = problem.split(" ", 1)[0]
+        raise InvalidInput(f"{'command-line override' if key in overridden else source}: {problem}")
 
 
 def dataset_classes(name: str) -> Optional[List[str]]:

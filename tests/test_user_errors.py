@@ -81,13 +81,13 @@ def test_run_main_reports_user_errors_in_one_line_and_keeps_tracebacks_of_bugs(c
 @pytest.mark.parametrize(
     "override, message",
     [
-        (["MODEL.SGNET.DETECTIONS_PER_IMAGE", "-1"], "MODEL.SGNET.DETECTIONS_PER_IMAGE -1: must be an integer >= 1"),
+        (["MODEL.SGNET.DETECTIONS_PER_IMAGE", "-1"], "command-line override: MODEL.SGNET.DETECTIONS_PER_IMAGE -1: must be an integer >= 1"),
         (["MODEL.SGNET.SCORE_THRESH_TEST", "1.5"], "MODEL.SGNET.SCORE_THRESH_TEST 1.5: must be a number in [0, 1)"),
         (["MODEL.SGNET.NMS_THRESH_TEST", "2.0"], "MODEL.SGNET.NMS_THRESH_TEST 2.0: must be a number in (0, 1]"),
         (["MODEL.SGNET.NUM_CLASSES", "5"], "MODEL.SGNET.NUM_CLASSES 5 but DATASETS.TRAIN 'sgnet_toy_train' has 3 classes (disc, square, triangle)"),
         (["MODEL.SGNET.NUM_CLASSES", "2", "TEST.CLASSES_PER_TRACK", "1"], "MODEL.SGNET.NUM_CLASSES 2 but DATASETS.TRAIN 'sgnet_toy_train' has 3 classes"),
         (["MODEL.SGNET.NUM_CLASSES", "2"], "TEST.CLASSES_PER_TRACK 3: more than MODEL.SGNET.NUM_CLASSES 2"),
-        (["MODEL.SGNET.NMSX", "1"], "sgnet_R18_toy.yaml: override: Non-existent key: MODEL.SGNET.NMSX"),
+        (["MODEL.SGNET.NMSX", "1"], "command-line override: Non-existent key: MODEL.SGNET.NMSX"),
         (["DATASETS.TRAIN", "('no_such_split',)"], "DATASETS.TRAIN: 'no_such_split' is not a registered dataset"),
     ],
     ids=["detections", "score", "nms", "more-classes", "fewer-classes", "fewer-than-reported", "unknown-key", "unregistered"],
@@ -118,6 +118,20 @@ def test_bad_config_files_are_one_line_naming_the_file(tmp_path, content, messag
     with pytest.raises(MissingInput if content is None else InvalidInput, match=message) as error:
         load_config(str(config))
     assert str(config) in str(error.value)
+
+
+def test_a_bad_value_names_where_it_was_set(tmp_path):
+    """The file when the file sets it, the command line when an override does (a user looks for
+    the key where the message says it is)."""
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"_BASE_: {TOY_CONFIG}\nMODEL:\n  SGNET:\n    NMS_THRESH_TEST: 2.0\n")
+    with pytest.raises(InvalidInput) as error:
+        load_config(str(config))
+    assert str(error.value) == f"{config}: MODEL.SGNET.NMS_THRESH_TEST 2.0: must be a number in (0, 1]"
+    with pytest.raises(InvalidInput) as error:
+        load_config(str(config), ["MODEL.SGNET.NMS_THRESH_TEST", "0.6", "MODEL.SGNET.SCORE_THRESH_TEST", "1.0"])
+    assert str(error.value) == "command-line override: MODEL.SGNET.SCORE_THRESH_TEST 1.0: must be a number in [0, 1)"
+    assert load_config(str(config), ["MODEL.SGNET.NMS_THRESH_TEST", "0.6"]).MODEL.SGNET.NMS_THRESH_TEST == 0.6
 
 
 def _two_class_dataset(root: Path, name: str, categories: list) -> str:
