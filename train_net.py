@@ -29,7 +29,7 @@ from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
-from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts
+from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts, register_config_datasets
 from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
@@ -88,6 +88,7 @@ class Trainer(default_trainer()):
 
 def setup(args):
     cfg = load_config(args.config_file, args.opts)
+    register_config_datasets(cfg)
     check_run(cfg, args)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")

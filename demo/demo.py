@@ -35,7 +35,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
-from sgnet.data import VideoFrameReader
+from sgnet.data import VideoFrameReader, register_config_datasets
 from sgnet.errors import InvalidInput, run_main
 from sgnet.fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs
 from sgnet.predictor import VideoPredictor
@@ -192,6 +192,7 @@ def onnx_model(path: str, cfg):
 
 def run(args) -> dict:
     cfg = load_config(args.config_file, args.opts)
+    register_config_datasets(cfg)
     check_dataset_classes(cfg, required=("TEST",))
     output_kind(args.output)  # before any work
     source = args.video_input or args.input

@@ -16,6 +16,7 @@ def add_sgnet_config(cfg):
     """Add SG-Net's keys, with their defaults, to a detectron2 config (in place). Idempotent."""
     _add_input_config(cfg)
     _add_dataloader_config(cfg)
+    _add_datasets_config(cfg)
     _add_solver_config(cfg)
     _add_model_config(cfg)
     _add_tracker_config(cfg)
@@ -91,6 +92,15 @@ def _add_dataloader_config(cfg):
     # within a video dataset draws follow SAMPLING_UNIT, within an image dataset images are
     # uniform. See sgnet.data.MixedDatasetTrainingSampler.
     cfg.DATALOADER.DATASET_RATIOS = []
+
+
+def _add_datasets_config(cfg):
+    # Datasets registered from the config, before anything is built (train_net, the demo,
+    # export_model, VideoPredictor: sgnet.data.register_config_datasets): (name, json_file,
+    # image_root) triples of YouTube-VIS-format files, e.g. from the command line
+    # DATASETS.REGISTER "(('mine_train', 'a/train.json', 'a/frames'),)". Relative paths are
+    # relative to the working directory. A name registered already with other files is an error.
+    cfg.DATASETS.REGISTER = ()
 
 
 def _add_solver_config(cfg):

@@ -9,6 +9,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
 from .checkpoint import build_checkpointer
+from .data import register_config_datasets
 from .errors import InvalidInput
 from .tracking import TrackMemory
 
@@ -40,6 +41,7 @@ class VideoPredictor:
     """
 
     def __init__(self, cfg, model=None):
+        register_config_datasets(cfg)  # the classes of a DATASETS.TEST named there
         self.cfg = cfg.clone()
         if model is None:
             model = build_model(self.cfg).eval()

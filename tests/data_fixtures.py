@@ -39,20 +39,22 @@ COLOR_TOLERANCE = 40  # JPEG and resizing blur flat colours a little
 @contextlib.contextmanager
 def reregistered(names):
     """Unregisters the datasets ``names`` and their ``sgnet_`` aliases for the block (which
-    registers them again, e.g. under another $DETECTRON2_DATASETS) and restores their original
-    registration afterwards."""
-    names = [n for name in names for n in (name, f"sgnet_{name}") if n in DatasetCatalog.list()]
-    saved = {name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in names}
-    for name in names:
+    registers them again, e.g. under another $DETECTRON2_DATASETS, or registers new ones) and
+    afterwards restores their original registration, or removes them if they had none."""
+    names = [n for name in names for n in (name, f"sgnet_{name}")]
+    saved = {name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict()) for name in names if name in DatasetCatalog.list()}
+    for name in saved:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
     try:
         yield
     finally:
-        for name, (loader, metadata) in saved.items():
+        for name in names:
             if name in DatasetCatalog.list():
                 DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
+            if name in MetadataCatalog.list():
+                MetadataCatalog.remove(name)
+        for name, (loader, metadata) in saved.items():
             DatasetCatalog.register(name, loader)
             MetadataCatalog.get(name).set(**{k: v for k, v in metadata.items() if k != "name"})
 

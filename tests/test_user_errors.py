@@ -89,8 +89,9 @@ def test_run_main_reports_user_errors_in_one_line_and_keeps_tracebacks_of_bugs(c
         (["MODEL.SGNET.NUM_CLASSES", "2"], "TEST.CLASSES_PER_TRACK 3: more than MODEL.SGNET.NUM_CLASSES 2"),
         (["MODEL.SGNET.NMSX", "1"], "command-line override: Non-existent key: MODEL.SGNET.NMSX"),
         (["DATASETS.TRAIN", "('no_such_split',)"], "DATASETS.TRAIN: 'no_such_split' is not a registered dataset"),
+        (["DATASETS.REGISTER", "(('mine', 'no/such.json', '.'),)"], "DATASETS.REGISTER entry 0 ('mine'): no annotation file"),
     ],
-    ids=["detections", "score", "nms", "more-classes", "fewer-classes", "fewer-than-reported", "unknown-key", "unregistered"],
+    ids=["detections", "score", "nms", "more-classes", "fewer-classes", "fewer-than-reported", "unknown-key", "unregistered", "register"],
 )
 def test_train_net_refuses_bad_settings_before_building_anything(train_net, capsys, tmp_path, override, message):
     output = tmp_path / "run"

@@ -14,6 +14,7 @@ from .datasets import (
     load_ytvis_json,
     mask_to_uncompressed_rle,
     register_coco_mapped_instances,
+    register_config_datasets,
     register_ytvis_instances,
     segmentation_to_mask,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "load_ytvis_json",
     "mask_to_uncompressed_rle",
     "register_coco_mapped_instances",
+    "register_config_datasets",
     "register_ytvis_instances",
     "segmentation_to_mask",
     "write_synthetic_video",

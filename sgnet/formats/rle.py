@@ -13,7 +13,14 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
-__all__ = ["encode_masks", "segmentation_to_rle", "segmentation_to_mask", "mask_to_uncompressed_rle", "find_rle_problem"]
+__all__ = [
+    "encode_masks",
+    "segmentation_to_rle",
+    "segmentation_to_mask",
+    "mask_to_uncompressed_rle",
+    "mask_box_xywh",
+    "find_rle_problem",
+]
 
 # pycocotools' compressed RLE: per run, up to 6 characters with the continuation bit ('P'..'o')
 # then one without ('0'..'O'). Longer values overflow its decoder; a trailing continuation
@@ -79,6 +86,15 @@ def mask_to_uncompressed_rle(mask: np.ndarray) -> dict:
     if flat.size and flat[0]:
         counts = np.concatenate([[0], counts])
     return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
+
+
+def mask_box_xywh(mask: np.ndarray) -> List[float]:
+    """XYWH box of a non-empty (H, W) mask, pixel-inclusive like pycocotools' toBbox: the
+    ``bboxes`` entry the official files give a frame."""
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    x0, y0 = cols[0], rows[0]
+    return [float(x0), float(y0), float(cols[-1] - x0 + 1), float(rows[-1] - y0 + 1)]
 
 
 def find_rle_problem(segmentations: Sequence, height: int, width: int) -> Optional[Tuple[int, str]]:

@@ -9,7 +9,7 @@ import itertools
 import logging
 import os
 from collections import Counter
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -31,6 +31,7 @@ from ...formats.ytvis import (
 __all__ = [
     "load_ytvis_json",
     "register_ytvis_instances",
+    "register_config_datasets",
     "get_ytvis_dataset_dicts",
     "trainable_frame_indices",
     "segmentation_to_rle",
@@ -254,6 +255,51 @@ def register_ytvis_instances(
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type="ytvis", **metadata
     )
+
+
+def register_config_datasets(cfg) -> List[str]:
+    """
+    Register the datasets of ``cfg.DATASETS.REGISTER`` ((name, json_file, image_root) triples of
+    YouTube-VIS-format files) as :func:`register_ytvis_instances` does, paths made absolute.
+    Idempotent: a name registered already with the same files is left as it is (every process
+    of a distributed run calls this).
+
+    Returns:
+        The names, in the config's order.
+
+    Raises:
+        InvalidInput: an entry that is not three strings; a name registered already with other
+            files, or by other code (both named). MissingInput: a json file or image root that
+            does not exist.
+    """
+    names = []
+    for position, entry in enumerate(cfg.DATASETS.REGISTER):
+        where = f"DATASETS.REGISTER entry {position}"
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 3 and all(isinstance(v, str) for v in entry)):
+            raise InvalidInput(f"{where} {entry!r}: must be (name, json_file, image_root), three strings")
+        name, json_file, image_root = entry[0], os.path.abspath(entry[1]), os.path.abspath(entry[2])
+        if not os.path.isfile(json_file):
+            raise MissingInput(f"{where} ({name!r}): no annotation file {json_file}")
+        if not os.path.isdir(image_root):
+            raise MissingInput(f"{where} ({name!r}): no image folder {image_root}")
+        if name in DatasetCatalog.list():
+            _check_registered_with(name, json_file, image_root, where)
+        else:
+            register_ytvis_instances(name, {}, json_file, image_root)
+        names.append(name)
+    return names
+
+
+def _check_registered_with(name: str, json_file: str, image_root: str, where: str) -> None:
+    metadata = MetadataCatalog.get(name)
+    registered = (metadata.get("json_file", None), metadata.get("image_root", None))
+    if None in registered:
+        raise InvalidInput(f"{where}: {name!r} is registered already, by other code (not from a YouTube-VIS file); choose another name")
+    if (os.path.abspath(registered[0]), os.path.abspath(registered[1])) != (json_file, image_root):
+        raise InvalidInput(
+            f"{where}: {name!r} is registered already with {registered[0]} and {registered[1]}, "
+            f"not {json_file} and {image_root}; choose another name"
+        )
 
 
 def trainable_frame_indices(video_dict: dict) -> list:

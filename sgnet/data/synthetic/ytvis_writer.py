@@ -6,9 +6,7 @@ import json
 import os
 from typing import List, Tuple
 
-import numpy as np
-
-from ...formats.rle import mask_to_uncompressed_rle
+from ..convert.writer import track_record
 from .render import SYNTHETIC_CLASSES, Scene, write_jpeg
 from .scenes import sample_scene, scene_rng
 
@@ -30,13 +28,6 @@ def toy_dataset_paths(dataset_dir: str) -> dict:
     }
 
 
-def _mask_box(mask: np.ndarray) -> List[float]:
-    """XYWH box of a non-empty (H, W) mask, pixel-inclusive like pycocotools' toBbox."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    x0, y0 = cols[0], rows[0]
-    return [float(x0), float(y0), float(cols[-1] - x0 + 1), float(rows[-1] - y0 + 1)]
-
-
 def _write_frames(scene: Scene, num_frames: int, video_dir: str) -> Tuple[List[str], list]:
     """Write one video's JPEG frames. Returns (file names relative to the JPEGImages folder,
     per track the list over frames of its (H, W) bool visible mask, None where not visible)."""
@@ -50,22 +41,6 @@ def _write_frames(scene: Scene, num_frames: int, video_dir: str) -> Tuple[List[s
         for masks, mask in zip(per_track, visible):
             masks.append(mask if mask.any() else None)
     return file_names, per_track
-
-
-def _track_annotation(annotation_id: int, video: dict, category: int, masks: list) -> dict:
-    """The official json record of one track; ``masks`` has one entry (mask or None) per frame."""
-    return {
-        "id": annotation_id,
-        "video_id": video["id"],
-        "category_id": category + 1,
-        "iscrowd": 0,
-        "width": video["width"],
-        "height": video["height"],
-        "length": 1,  # as in the official files
-        "segmentations": [None if m is None else mask_to_uncompressed_rle(m) for m in masks],
-        "bboxes": [None if m is None else _mask_box(m) for m in masks],
-        "areas": [None if m is None else int(m.sum()) for m in masks],
-    }
 
 
 def _render_split(image_root, split, num_videos, num_frames, height, width, seed):
@@ -86,7 +61,7 @@ def _render_split(image_root, split, num_videos, num_frames, height, width, seed
         for track, masks in zip(scene.tracks, per_track):
             if any(m is not None for m in masks):  # an object never seen is not annotated
                 annotations.append(
-                    _track_annotation(len(annotations) + 1, video, track.category, masks)
+                    track_record(len(annotations) + 1, video, track.category + 1, masks)
                 )
     return videos, annotations
 
