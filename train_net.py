@@ -28,7 +28,7 @@ from detectron2.utils.logger import setup_logger
 from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
-from sgnet.config_checks import check_dataset_classes
+from sgnet.config_checks import check_dataset_classes, training_classes
 from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts, register_config_datasets
 from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import YTVISEvaluator
@@ -50,14 +50,22 @@ class Trainer(default_trainer()):
         if cfg.SOLVER.AMP.ENABLED:
             check_amp(cfg)  # before anything is built
         super().__init__(cfg)
-        # Loading (resume_or_load) through SG-Net's checkpointer, which also initialises from a
-        # detectron2 FCOS checkpoint; it saves as detectron2's does, which the periodic-checkpoint
-        # hook keeps.
-        self.checkpointer = build_checkpointer(
-            self.cfg, self.checkpointer.model, cfg.OUTPUT_DIR, **self.checkpointer.checkpointables
-        )
         if cfg.SOLVER.AMP.ENABLED:
             set_amp_precision(self._trainer, cfg.SOLVER.AMP.PRECISION)
+
+    def build_hooks(self):
+        # detectron2's __init__ builds the hooks right after its own checkpointer: replaced
+        # first, so that the periodic checkpoints too are SG-Net's (atomic saves, the training
+        # set's classes recorded; the train loader, built before, has set them) and loading
+        # (resume_or_load) initialises from detectron2 FCOS checkpoints.
+        self.checkpointer = build_checkpointer(
+            self.cfg,
+            self.checkpointer.model,
+            self.cfg.OUTPUT_DIR,
+            classes=training_classes(self.cfg),
+            **self.checkpointer.checkpointables,
+        )
+        return super().build_hooks()
 
     @classmethod
     def build_optimizer(cls, cfg, model):

@@ -28,7 +28,6 @@ import av
 import cv2
 import numpy as np
 import tqdm
-from detectron2.data import MetadataCatalog
 from detectron2.utils.colormap import colormap
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import ColorMode, Visualizer
@@ -63,15 +62,15 @@ def get_parser():
     return parser
 
 
-def draw(frame_bgr: np.ndarray, instances, metadata, threshold: float) -> np.ndarray:
-    """Masks, "#id class score" labels and boxes, coloured by track id. Returns BGR."""
+def draw(frame_bgr: np.ndarray, instances, class_names, threshold: float) -> np.ndarray:
+    """Masks, "#id class score" labels (the class by name when ``class_names`` is known, else its
+    index) and boxes, coloured by track id. Returns BGR."""
     instances = instances[instances.scores >= threshold]
-    classes = metadata.get("thing_classes", None)
     labels = [
-        f"#{track_id} {classes[c] if classes else c} {score:.0%}"
+        f"#{track_id} {class_names[c] if class_names else c} {score:.0%}"
         for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
     ]
-    visualizer = Visualizer(frame_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
+    visualizer = Visualizer(frame_bgr[:, :, ::-1], instance_mode=ColorMode.IMAGE)
     drawn = visualizer.overlay_instances(
         masks=instances.pred_masks.numpy(),
         boxes=instances.pred_boxes.tensor.numpy(),
@@ -199,7 +198,6 @@ def run(args) -> dict:
     reader = VideoFrameReader(source)
     inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
     check_outputs(args, inputs)
-    metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__unused")
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
     strip_indices = set()
@@ -210,7 +208,7 @@ def run(args) -> dict:
     try:
         progress = tqdm.tqdm(predictor.track(reader), total=reader.num_frames, unit="frame", desc="SG-Net demo")
         for index, (frame, instances) in enumerate(progress):
-            drawn = draw(frame, instances, metadata, args.confidence_threshold)
+            drawn = draw(frame, instances, predictor.class_names, args.confidence_threshold)
             track_ids.update(instances.track_ids[instances.scores >= args.confidence_threshold].tolist())
             sink.write(drawn)
             if index in strip_indices:

@@ -32,7 +32,15 @@ from .config_checks import check_config_values
 from .errors import InvalidInput, MissingInput, one_line
 from .fileio import atomic_write
 
-__all__ = ["SGNetCheckpointer", "CheckpointLoadError", "build_checkpointer", "convert_fcos_checkpoint", "is_detectron2_fcos", "FCOSInitReport"]
+__all__ = [
+    "SGNetCheckpointer",
+    "CheckpointLoadError",
+    "build_checkpointer",
+    "checkpoint_class_names",
+    "convert_fcos_checkpoint",
+    "is_detectron2_fcos",
+    "FCOSInitReport",
+]
 
 # Module prefixes that only detectron2's FCOSHead has (RetinaNet's head lacks ctrness, SG-Net's
 # towers are named cls_tower / box_tower).
@@ -227,12 +235,24 @@ class SGNetCheckpointer(DetectionCheckpointer):
       temporary name and renamed when complete, so a killed save leaves the previous files;
     - resumes without losing work (:meth:`resume_or_load`): without a ``last_checkpoint`` tag
       (a copied or synced run folder) from the newest checkpoint that loads, skipping truncated
-      ones with a warning.
+      ones with a warning;
+    - records the model's classes (``classes``: :func:`sgnet.config_checks.training_classes`) in
+      every checkpoint it saves, under ``"classes"``; :meth:`load` returns them with the rest
+      (:func:`checkpoint_class_names`).
     """
 
-    def __init__(self, model, save_dir: str = "", *, fcos_class_map: Optional[Dict[int, int]] = None, **kwargs):
+    def __init__(
+        self,
+        model,
+        save_dir: str = "",
+        *,
+        fcos_class_map: Optional[Dict[int, int]] = None,
+        classes: Optional[dict] = None,
+        **kwargs,
+    ):
         super().__init__(model, save_dir, **kwargs)
         self.fcos_class_map = dict(fcos_class_map or {})
+        self.classes = classes
         self.fcos_init_report: Optional[FCOSInitReport] = None
         self._loading = None
         self._restoring = False
@@ -354,6 +374,8 @@ class SGNetCheckpointer(DetectionCheckpointer):
             return
         data = {"model": self.model.state_dict()}
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        if self.classes is not None:
+            data["classes"] = self.classes
         data.update(kwargs)
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
@@ -371,10 +393,17 @@ class SGNetCheckpointer(DetectionCheckpointer):
 _ITERATION_NAME = re.compile(r"model_(\d+)\.pth")
 
 
-def build_checkpointer(cfg, model, save_dir: str = "", **checkpointables) -> SGNetCheckpointer:
+def build_checkpointer(cfg, model, save_dir: str = "", classes: Optional[dict] = None, **checkpointables) -> SGNetCheckpointer:
     """An :class:`SGNetCheckpointer` with ``MODEL.SGNET.FCOS_CLASS_MAP`` (one entry per class,
-    the checkpoint class or -1 for none, or empty)."""
+    the checkpoint class or -1 for none, or empty) that records ``classes`` in what it saves."""
     check_config_values(cfg)
-    classes = list(cfg.MODEL.SGNET.FCOS_CLASS_MAP)
-    class_map = {target: source for target, source in enumerate(classes) if source >= 0}
-    return SGNetCheckpointer(model, save_dir, fcos_class_map=class_map, **checkpointables)
+    fcos_classes = list(cfg.MODEL.SGNET.FCOS_CLASS_MAP)
+    class_map = {target: source for target, source in enumerate(fcos_classes) if source >= 0}
+    return SGNetCheckpointer(model, save_dir, fcos_class_map=class_map, classes=classes, **checkpointables)
+
+
+def checkpoint_class_names(loaded: dict) -> Optional[List[str]]:
+    """The class names a loaded checkpoint (what :meth:`SGNetCheckpointer.load` returns) records,
+    in label order; None for checkpoints without them (older runs, other models)."""
+    classes = loaded.get("classes") if isinstance(loaded, dict) else None
+    return list(classes["names"]) if isinstance(classes, dict) and "names" in classes else None

@@ -17,7 +17,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .errors import InvalidInput
 
-__all__ = ["check_config_values", "check_dataset_classes", "dataset_classes"]
+__all__ = ["check_config_values", "check_dataset_classes", "dataset_classes", "training_classes", "first_difference"]
 
 
 def _number(value) -> bool:
@@ -153,7 +153,24 @@ def dataset_classes(name: str) -> Optional[List[str]]:
     return None if classes is None else list(classes)
 
 
-def _first_difference(a: Sequence[str], b: Sequence[str]) -> str:
+def training_classes(cfg) -> Optional[dict]:
+    """What a checkpoint records of the classes the model learns: ``{"names": [...],
+    "dataset_ids": [...]}``, the class names of ``DATASETS.TRAIN[0]`` (the training sets agree,
+    :func:`check_dataset_classes`) and their category ids in its annotation file, in the model's
+    label order; None when its classes are not known."""
+    if not cfg.DATASETS.TRAIN:
+        return None
+    metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+    names = metadata.get("thing_classes", None)
+    if names is None:
+        return None
+    to_label = metadata.get("thing_dataset_id_to_contiguous_id", None) or {}
+    ids_by_label = {label: dataset_id for dataset_id, label in to_label.items()}
+    return {"names": list(names), "dataset_ids": [int(ids_by_label[i]) if i in ids_by_label else None for i in range(len(names))]}
+
+
+def first_difference(a: Sequence[str], b: Sequence[str]) -> str:
+    """Where two class lists part: a phrase for messages."""
     for index, (x, y) in enumerate(zip(a, b)):
         if x != y:
             return f"class {index} is {x!r} in one and {y!r} in the other"
@@ -194,6 +211,6 @@ def check_dataset_classes(cfg, required: Sequence[str] = ("TRAIN", "TEST")) -> N
             elif classes != reference[2]:
                 raise InvalidInput(
                     f"DATASETS.{reference[0]} {reference[1]!r} and DATASETS.{split} {name!r} name their classes "
-                    f"differently ({_first_difference(reference[2], classes)}): the model's labels would mean "
+                    f"differently ({first_difference(reference[2], classes)}): the model's labels would mean "
                     "other classes"
                 )

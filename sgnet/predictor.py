@@ -1,6 +1,6 @@
 """Streaming SG-Net inference for applications (demo, benchmarks): frames in, tracked
 instances out, one frame at a time, so memory does not grow with the video's length."""
-from typing import Iterable, Iterator, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -8,8 +8,9 @@ from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
-from .checkpoint import build_checkpointer
-from .data import register_config_datasets
+from .checkpoint import build_checkpointer, checkpoint_class_names
+from .config_checks import first_difference
+from .data import dataset_class_names, register_config_datasets
 from .errors import InvalidInput
 from .tracking import TrackMemory
 
@@ -38,6 +39,10 @@ class VideoPredictor:
 
     ``model``: track with this frame model instead (anything with SG-Net's ``inference_frame``,
     e.g. :class:`sgnet.deploy.ONNXRuntimeSGNet`); the config then only sets the frames' resize.
+
+    :attr:`class_names` (None when unknown): what the model's labels mean, those of
+    ``DATASETS.TEST[0]`` if the config names one, else those the checkpoint (or the exported
+    model's ``class_names``) records. Both known and different is refused.
     """
 
     def __init__(self, cfg, model=None):
@@ -45,9 +50,13 @@ class VideoPredictor:
         self.cfg = cfg.clone()
         if model is None:
             model = build_model(self.cfg).eval()
+            recorded, source = None, cfg.MODEL.WEIGHTS
             if cfg.MODEL.WEIGHTS:
-                build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS)
+                recorded = checkpoint_class_names(build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS))
+        else:
+            recorded, source = getattr(model, "class_names", None), getattr(model, "path", "the model")
         self.model = model
+        self.class_names = _class_names(cfg, recorded, source)
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -67,3 +76,18 @@ class VideoPredictor:
             with torch.inference_mode():
                 instances = self.model.inference_frame(self.to_model_input(frame), frame.shape[:2], memory)
             yield frame, instances.to("cpu")
+
+
+def _class_names(cfg, recorded: Optional[List[str]], source: str) -> Optional[List[str]]:
+    """The test set's class names, checked against those the model records (``recorded``, from
+    ``source``); the recorded ones without a test set."""
+    if not cfg.DATASETS.TEST:
+        return recorded
+    name = cfg.DATASETS.TEST[0]
+    test = dataset_class_names(name)
+    if test is not None and recorded is not None and test != recorded:
+        raise InvalidInput(
+            f"DATASETS.TEST {name!r} and {source} name their classes differently ({first_difference(recorded, test)}): "
+            "the model's labels would mean other classes; leave DATASETS.TEST empty to use the model's"
+        )
+    return test if test is not None else recorded

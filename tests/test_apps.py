@@ -72,6 +72,10 @@ def test_train_net_trains_checkpoints_and_evaluates(trained):
     assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
     checkpoint = torch.load(output / "model_final.pth", weights_only=False)
     assert checkpoint["iteration"] == 3
+    # Saved by SG-Net's checkpointer (the periodic hook's too): the training set's classes.
+    for name in ("model_0000001.pth", "model_final.pth"):
+        saved = torch.load(output / name, weights_only=False)
+        assert saved["classes"] == {"names": ["disc", "square", "triangle"], "dataset_ids": [1, 2, 3]}
     assert checkpoint["trainer"]["hooks"]["LRScheduler"]["last_epoch"] == 4
     # The toy config's AdamW: its moments and step count (iterations 0-3) are in the checkpoint.
     adam_state = checkpoint["trainer"]["_trainer"]["optimizer"]["state"]

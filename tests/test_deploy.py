@@ -10,6 +10,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Instances, pairwise_iou
 
+from sgnet.config import load_config
 from sgnet.data import VideoFrameReader, write_synthetic_video
 from sgnet.deploy import DeployError, ONNXRuntimeSGNet, export_onnx
 from sgnet.predictor import VideoPredictor
@@ -241,14 +242,16 @@ def test_core_package_never_imports_onnx():
 
 
 def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
-    """tools/export_model.py writes a checked model; demo/demo.py --onnx writes every frame."""
-    from detectron2.checkpoint import DetectionCheckpointer
+    """tools/export_model.py writes a checked model that records the checkpoint's class names;
+    demo/demo.py --onnx writes every frame."""
+    from sgnet.checkpoint import SGNetCheckpointer
 
     model = random_model(tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 3}))
     # Every location scores ~0.25 (class probability 0.5): detections at the toy config's own
     # score threshold, so that the README example's config (the file alone) agrees with the export.
     torch.nn.init.zeros_(model.head.cls_score.bias)
-    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("random")
+    classes = {"names": ["disc", "square", "triangle"], "dataset_ids": [1, 2, 3]}
+    SGNetCheckpointer(model, save_dir=str(tmp_path), classes=classes).save("random")
     config = str(REPO_CONFIGS / "toy" / "sgnet_R18_toy.yaml")
     opts = ["MODEL.WEIGHTS", str(tmp_path / "random.pth")]
     sizes = ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "160"]
@@ -258,6 +261,8 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     assert "checked by onnx.checker" in printed and "masks: bool[detections, output_height, output_width]" in printed
     model_file = tmp_path / "onnx" / "model.onnx"
     onnx.checker.check_model(str(model_file))
+    exported_cfg = load_config(config, opts)
+    assert ONNXRuntimeSGNet(str(model_file), exported_cfg).class_names == classes["names"]
 
     demo = load_script("demo/demo.py", "sgnet_demo_onnx")
     video = write_synthetic_video(str(tmp_path / "input.mp4"), num_frames=5, height=96, width=160, seed=4)

@@ -56,7 +56,7 @@ def export(argv=None) -> int:
         if image is None:
             raise DeployError(f"{args.sample_image}: not an image file OpenCV can read")
         sample = predictor.to_model_input(image)
-    summary = export_onnx(predictor.model, cfg, output, sample)
+    summary = export_onnx(predictor.model, cfg, output, sample, class_names=predictor.class_names)
     print(f"Exported {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s), checked by onnx.checker")
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))

@@ -39,6 +39,8 @@ GRAPH_KEYS = (
     "MODEL.SGNET.MASK.TEST_BOX_EXPANSION",
 )
 CONFIG_METADATA = "sgnet.config"
+# The model's class names (JSON list, in label order), when known: what ONNXRuntimeSGNet labels with.
+CLASS_NAMES_METADATA = "sgnet.class_names"
 
 
 def graph_config(cfg) -> Dict[str, object]:
@@ -86,7 +88,7 @@ def _describe(values, onnx) -> List[str]:
     return lines
 
 
-def _export(model, cfg, sample_image, output_size, path: str, onnx):
+def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names):
     """Trace the frame step into ``path``, record the config values the graph holds, check it.
     Returns the graph."""
     detections = {0: "detections"}
@@ -110,12 +112,16 @@ def _export(model, cfg, sample_image, output_size, path: str, onnx):
         )
     graph = onnx.load(path)
     graph.metadata_props.add(key=CONFIG_METADATA, value=json.dumps(graph_config(cfg)))
+    if class_names is not None:
+        graph.metadata_props.add(key=CLASS_NAMES_METADATA, value=json.dumps(list(class_names)))
     onnx.save(graph, path)
     onnx.checker.check_model(path, full_check=True)
     return graph
 
 
-def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = None) -> ExportSummary:
+def export_onnx(
+    model, cfg, path: str, sample_image: Optional[torch.Tensor] = None, class_names: Optional[List[str]] = None
+) -> ExportSummary:
     """Trace ``model`` (an :class:`~sgnet.modeling.SGNet` on the CPU, weights loaded) into
     ``path``, an ONNX file whose frame size and number of detections are dynamic.
 
@@ -123,6 +129,8 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
         cfg: the model's config (its :data:`GRAPH_KEYS` values are recorded in the file).
         sample_image: (3, h, w) uint8 example frame; by default a random frame of
             ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
+        class_names: the model's class names (e.g. :attr:`sgnet.predictor.VideoPredictor.class_names`),
+            recorded in the file when given.
     Returns:
         the file, its inputs and outputs ("name: type[dims]"), size and export time.
     """
@@ -141,7 +149,7 @@ def export_onnx(model, cfg, path: str, sample_image: Optional[torch.Tensor] = No
         # failed export leaves the previous file (or none), never a half one.
         with atomic_path(path, suffix=".onnx") as staging:
             start = time.perf_counter()
-            graph = _export(model, cfg, sample_image, output_size, staging, onnx)
+            graph = _export(model, cfg, sample_image, output_size, staging, onnx, class_names)
     except OSError as e:
         folders.remove_empty()
         raise DeployError(f"{path}: cannot write it ({e})") from e

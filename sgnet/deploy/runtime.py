@@ -10,7 +10,7 @@ from ..modeling.meta_arch import FrameOutputs
 from ..modeling.online import OnlineVideoInference
 from ..tracking import OnlineTracker
 from .errors import DeployError, require
-from .export import CONFIG_METADATA, INPUT_NAMES, OUTPUT_NAMES, graph_config
+from .export import CLASS_NAMES_METADATA, CONFIG_METADATA, INPUT_NAMES, OUTPUT_NAMES, graph_config
 
 
 def _first_line(error: Exception) -> str:
@@ -45,6 +45,9 @@ class ONNXRuntimeSGNet(OnlineVideoInference):
             raise DeployError(f"{self.path}: not a model ONNX Runtime can load ({_first_line(e)})") from e
         self._check(self.session, cfg)
         self.num_classes = cfg.MODEL.SGNET.NUM_CLASSES
+        recorded = self.session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_METADATA)
+        # The class names it was exported with (None for a file exported without them).
+        self.class_names = None if recorded is None else json.loads(recorded)
         self.init_video_inference(
             tracker=OnlineTracker(cfg),
             track_label_rule=cfg.TEST.TRACK_LABEL_RULE,

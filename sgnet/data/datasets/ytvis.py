@@ -32,6 +32,7 @@ __all__ = [
     "load_ytvis_json",
     "register_ytvis_instances",
     "register_config_datasets",
+    "dataset_class_names",
     "get_ytvis_dataset_dicts",
     "trainable_frame_indices",
     "segmentation_to_rle",
@@ -255,6 +256,20 @@ def register_ytvis_instances(
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type="ytvis", **metadata
     )
+
+
+def dataset_class_names(name: str) -> Optional[List[str]]:
+    """The class names of the registered dataset ``name`` in label order: its metadata's, or for a
+    YouTube-VIS file registered but not loaded yet, its file's categories (then set on its
+    metadata, as loading it would). None when neither is known."""
+    metadata = MetadataCatalog.get(name)
+    names = metadata.get("thing_classes", None)
+    if names is None and metadata.get("evaluator_type", None) == "ytvis" and metadata.get("json_file", None):
+        categories = read_ytvis_annotations(metadata.json_file).categories
+        if categories:
+            names = [c.name for c in categories]
+            _set_category_metadata(name, names, {c.id: i for i, c in enumerate(categories)}, metadata.json_file)
+    return None if names is None else list(names)
 
 
 def register_config_datasets(cfg) -> List[str]:
