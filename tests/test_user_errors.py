@@ -121,6 +121,21 @@ def test_bad_config_files_are_one_line_naming_the_file(tmp_path, content, messag
     assert str(config) in str(error.value)
 
 
+def test_a_builtin_split_not_downloaded_is_one_line_saying_where_to_put_it(train_net, capsys, tmp_path):
+    from sgnet.data.datasets.builtin import register_all_ytvis
+
+    from data_fixtures import reregistered
+
+    with reregistered(["ytvis_2019_train"]):
+        register_all_ytvis(str(tmp_path / "datasets"))  # an empty $DETECTRON2_DATASETS
+        argv = ["--config-file", str(TOY_CONFIG), "DATASETS.TRAIN", "('ytvis_2019_train',)", "DATASETS.TEST", "()"]
+        argv += ["MODEL.SGNET.NUM_CLASSES", "40", "OUTPUT_DIR", str(tmp_path / "run")]
+        assert train_net.cli(argv) == 2
+    line = one_error_line(capsys, "train_net.py")
+    assert f"Dataset 'ytvis_2019_train' expects {tmp_path}/datasets/ytvis_2019/train.json, which does not exist" in line
+    assert "https://youtube-vos.org/dataset/vis/" in line
+
+
 def test_a_bad_value_names_where_it_was_set(tmp_path):
     """The file when the file sets it, the command line when an override does (a user looks for
     the key where the message says it is)."""

@@ -41,6 +41,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from ...errors import MissingInput
 from ..synthetic import SYNTHETIC_CLASSES, ensure_toy_dataset, toy_dataset_paths
 from .coco import load_coco_json_mapped, register_coco_mapped_instances
 from .coco_mapping import COCO_MAPPINGS
@@ -130,7 +131,7 @@ def _dataset_of(split_name: str) -> str:
 def _check_downloaded(name, download_page, json_file, image_root):
     for path in (json_file, image_root):
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"Dataset '{name}' expects {path}, which does not exist. Download the data from "
                 f"{download_page} and place it under $DETECTRON2_DATASETS (default ./datasets): "
                 f"annotations at {json_file}, images in {image_root}."
