@@ -4,7 +4,9 @@ nothing of the user's is overwritten or left half-written (issue 28).
 The apps run in this process through their ``cli`` / ``main`` (each returns the exit status as
 ``sys.exit`` would get it); the signal case runs a real subprocess.
 """
+import contextlib
 import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -121,12 +123,27 @@ def test_bad_config_files_are_one_line_naming_the_file(tmp_path, content, messag
     assert str(config) in str(error.value)
 
 
+@contextlib.contextmanager
+def log_handlers_restored():
+    """train_net's setup (detectron2's default_setup) adds log handlers on the stream of the
+    moment, this test's capture: removed after, later tests would log into a closed stream."""
+    loggers = [logging.getLogger(name) for name in ("detectron2", "fvcore", "sgnet")]
+    saved = [list(logger.handlers) for logger in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers in zip(loggers, saved):
+            for handler in set(logger.handlers) - set(handlers):
+                handler.close()
+            logger.handlers[:] = handlers
+
+
 def test_a_builtin_split_not_downloaded_is_one_line_saying_where_to_put_it(train_net, capsys, tmp_path):
     from sgnet.data.datasets.builtin import register_all_ytvis
 
     from data_fixtures import reregistered
 
-    with reregistered(["ytvis_2019_train"]):
+    with reregistered(["ytvis_2019_train"]), log_handlers_restored():
         register_all_ytvis(str(tmp_path / "datasets"))  # an empty $DETECTRON2_DATASETS
         argv = ["--config-file", str(TOY_CONFIG), "DATASETS.TRAIN", "('ytvis_2019_train',)", "DATASETS.TEST", "()"]
         argv += ["MODEL.SGNET.NUM_CLASSES", "40", "OUTPUT_DIR", str(tmp_path / "run")]
