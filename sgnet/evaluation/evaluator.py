@@ -26,7 +26,9 @@ class YTVISEvaluator(DatasetEvaluator):
     json has ground truth (:func:`evaluate_ytvis`, which also logs identity switches).
 
     The dataset's metadata must have ``json_file`` (its YouTube-VIS annotation json) and
-    ``thing_dataset_id_to_contiguous_id``. Both are read from ``MetadataCatalog`` when used, not
+    ``thing_dataset_id_to_contiguous_id``; a ``video_split`` (a
+    :class:`~sgnet.formats.video_split.VideoSplit`) makes the dataset that part of the file's
+    videos, and only their ground truth is scored. Both are read from ``MetadataCatalog`` when used, not
     when the evaluator is built: the dataset's loader sets the file's categories when it runs,
     which may be after (``DefaultTrainer.test(cfg, model, evaluators)`` builds them first).
     """
@@ -79,8 +81,9 @@ class YTVISEvaluator(DatasetEvaluator):
         if self._output_dir:
             self._write_results(predictions)
         # Loaded from the path, so that a problem in the file is reported with its name.
-        json_file = MetadataCatalog.get(self._dataset_name).json_file
-        truth = load_ground_truth(json_file)
+        metadata = MetadataCatalog.get(self._dataset_name)
+        json_file = metadata.json_file
+        truth = load_ground_truth(json_file, metadata.get("video_split"))
         if not truth.tracks:
             self._logger.info(
                 f"{json_file} has no ground-truth annotations: no metrics for "

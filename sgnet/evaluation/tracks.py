@@ -22,6 +22,7 @@ import pycocotools.mask as mask_util
 from ..errors import InvalidInput
 from ..formats.records import is_number, read_json
 from ..formats.rle import segmentation_to_rle
+from ..formats.video_split import VideoSplit
 from ..formats.ytvis import (
     Category,
     Track,
@@ -47,11 +48,14 @@ class YTVISGroundTruth:
         return [c.id for c in self.categories]
 
 
-def load_ground_truth(annotations: Union[str, os.PathLike, dict]) -> YTVISGroundTruth:
+def load_ground_truth(
+    annotations: Union[str, os.PathLike, dict], video_split: Optional[VideoSplit] = None
+) -> YTVISGroundTruth:
     """
     Args:
         annotations: a YouTube-VIS annotation file (path) or its parsed json. Its ``annotations``
             may be missing or empty (public valid/test splits): then ``tracks`` is empty.
+        video_split: if given, only that part of the file's videos and their tracks.
 
     Raises:
         MissingInput, InvalidInput: one line naming the file ("ground truth" for parsed json) and
@@ -64,6 +68,8 @@ def load_ground_truth(annotations: Union[str, os.PathLike, dict]) -> YTVISGround
         checked = read_ytvis_annotations(os.fspath(annotations))
     else:
         checked = parse_ytvis_annotations(annotations, "ground truth")
+    if video_split is not None:
+        checked = video_split.select(checked)
     tracks = [
         _ground_truth_track(index + 1, track, checked.videos[track.video_id])
         for index, track in enumerate(checked.tracks)

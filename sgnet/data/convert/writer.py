@@ -9,16 +9,28 @@ source is an :class:`~sgnet.errors.InvalidInput` naming the source file, and not
 """
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 
 from ...errors import InvalidInput, MissingInput
-from ...fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs
+from ...fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs, same_or_inside
 from ...formats.rle import mask_box_xywh, mask_to_uncompressed_rle
 from ...formats.ytvis import parse_ytvis_annotations
 
-__all__ = ["YTVISWriter", "track_record"]
+__all__ = ["YTVISWriter", "image_size", "track_record"]
+
+
+def image_size(path: str) -> Tuple[int, int]:
+    """(height, width) of the image file ``path``, read from its header without decoding the
+    pixels (a dataset's frames are read once each, for their size only)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot be read as an image ({e})") from e
+    return height, width
 
 
 def track_record(annotation_id: int, video: dict, category_id: int, masks: Sequence[Optional[np.ndarray]], iscrowd: int = 0) -> dict:
@@ -134,7 +146,8 @@ class YTVISWriter:
         """
         Check the collected file with the loader's reader and write it to ``output`` atomically
         (an interruption leaves no file, or the previous one). ``inputs`` (the source's files and
-        folders) may not be ``output`` or hold it.
+        folders) may not be ``output`` or hold it, nor may ``output`` be an existing file under
+        the image root (a frame, or another file of the user's there).
 
         Returns:
             ``{"json", "image_root", "videos", "annotations", "categories"}``: the absolute
@@ -144,6 +157,11 @@ class YTVISWriter:
         refuse_overwriting_inputs(output, [*inputs, self.image_root])
         if os.path.isdir(output):
             raise InvalidInput(f"--output {output}: is a folder; name the json file to write")
+        if os.path.exists(output) and same_or_inside(output, self.image_root):
+            raise InvalidInput(
+                f"--output {output}: is a file in the image root {self.image_root}, which is never "
+                "overwritten; choose another output path"
+            )
         content = self.content()
         parse_ytvis_annotations(content, output)  # what load_ytvis_json and the evaluator will accept
         folders = CreatedFolders()

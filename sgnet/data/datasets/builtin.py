@@ -8,6 +8,14 @@
     datasets/sgnet_toy/{train,valid}.json   + ...   (generated on first use)
     datasets/coco/annotations/instances_train2017.json + coco/train2017/<image>.jpg  (detectron2's)
 
+Local evaluation without the benchmark server: ``ytvis_2019_train_sub`` / ``ytvis_2019_val_sub``
+(and the same for ``ytvis_2021`` and ``ovis``) divide the train split's videos by the fixed rule of
+:mod:`sgnet.formats.video_split` with fraction 0.1 and seed 0 (``SUB_SPLIT_FRACTION``,
+``SUB_SPLIT_SEED``): ``val_sub`` is the held-out ~10% of the videos, ``train_sub`` the rest; the
+same on every machine, and the same parts as ``python -m sgnet.data.convert split train.json
+--val-fraction 0.1 --seed 0`` writes. The evaluator scores ``val_sub`` against those videos'
+ground truth only.
+
 The COCO 2017 train images are registered three times, as ``coco_ytvis_2019_train``,
 ``coco_ytvis_2021_train`` and ``coco_ovis_train``: image datasets whose categories are mapped onto
 the video dataset's classes by :mod:`.coco_mapping`, made into pseudo clip pairs for training.
@@ -42,6 +50,7 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...errors import MissingInput
+from ...formats.video_split import VideoSplit
 from ..synthetic import SYNTHETIC_CLASSES, ensure_toy_dataset, toy_dataset_paths
 from .coco import load_coco_json_mapped, register_coco_mapped_instances
 from .coco_mapping import COCO_MAPPINGS
@@ -57,6 +66,8 @@ __all__ = [
     "toy_dataset_paths",
     "SYNTHETIC_CLASSES",
     "ALIAS_PREFIX",
+    "SUB_SPLIT_FRACTION",
+    "SUB_SPLIT_SEED",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +109,14 @@ _BUILTIN_SPLITS = {
     "ovis_train": ("ovis/annotations/annotations_train.json", "ovis/train"),
     "ovis_val": ("ovis/annotations/annotations_valid.json", "ovis/valid"),
 }
+# Local evaluation without the benchmark server: a train split's videos divided by the fixed rule
+# of sgnet.formats.video_split, about 10% held out. sub-split: (the split it divides, held out?)
+SUB_SPLIT_FRACTION, SUB_SPLIT_SEED = 0.1, 0
+_SUB_SPLITS = {
+    f"{dataset}_{part}_sub": (f"{dataset}_train", part == "val")
+    for dataset in ("ytvis_2019", "ytvis_2021", "ovis")
+    for part in ("train", "val")
+}
 _TOY_SPLITS = {"sgnet_toy_train": "train", "sgnet_toy_val": "val"}
 # COCO 2017 train (json file, image root) and the splits mapping it onto a video dataset's classes
 _COCO_TRAIN = ("coco/annotations/instances_train2017.json", "coco/train2017")
@@ -138,9 +157,9 @@ def _check_downloaded(name, download_page, json_file, image_root):
             )
 
 
-def _load_downloaded_split(name, split, json_file, image_root):
+def _load_downloaded_split(name, split, json_file, image_root, video_split):
     _check_downloaded(name, _DATASETS[_dataset_of(split)][1], json_file, image_root)
-    return load_ytvis_json(json_file, image_root, name)
+    return load_ytvis_json(json_file, image_root, name, video_split)
 
 
 def _load_coco_mapped_split(name, target, json_file, image_root):
@@ -172,25 +191,32 @@ def _report_held_elsewhere(names: list) -> None:
         )
 
 
-def _register_video_split(split, json_file, image_root, name):
+def _register_video_split(split, json_file, image_root, name, video_split=None):
+    """Register ``name``: the downloaded ``split``, or the part ``video_split`` of its videos."""
     register_ytvis_instances(
         name,
         builtin_metadata(_DATASETS[_dataset_of(split)][0]),
         json_file,
         image_root,
-        loader=functools.partial(_load_downloaded_split, name, split, json_file, image_root),
+        loader=functools.partial(_load_downloaded_split, name, split, json_file, image_root, video_split),
+        video_split=video_split,
     )
 
 
 def register_all_ytvis(root: str) -> None:
-    """Register the YouTube-VIS 2019/2021/2022 and OVIS splits, to be read under ``root``, under
-    their ``sgnet_`` and plain names (see the module docstring). Registering again replaces
-    sgnet's earlier registration."""
+    """Register the YouTube-VIS 2019/2021/2022 and OVIS splits and the ``*_sub`` parts of their
+    train splits, to be read under ``root``, under their ``sgnet_`` and plain names (see the
+    module docstring). Registering again replaces sgnet's earlier registration."""
     held_elsewhere = []
     for split, (json_name, image_dir) in _BUILTIN_SPLITS.items():
         json_file, image_root = os.path.join(root, json_name), os.path.join(root, image_dir)
         register = functools.partial(_register_video_split, split, json_file, image_root)
         _register_with_alias(split, register, held_elsewhere)
+    for sub_split, (split, is_held_out) in _SUB_SPLITS.items():
+        json_file, image_root = (os.path.join(root, path) for path in _BUILTIN_SPLITS[split])
+        video_split = VideoSplit(SUB_SPLIT_FRACTION, SUB_SPLIT_SEED, held_out=is_held_out)
+        register = functools.partial(_register_video_split, split, json_file, image_root, video_split=video_split)
+        _register_with_alias(sub_split, register, held_elsewhere)
     _report_held_elsewhere(held_elsewhere)
 
 

@@ -19,6 +19,7 @@ from detectron2.utils.colormap import colormap
 
 from ...errors import InvalidInput, MissingInput
 from ...formats.rle import mask_to_uncompressed_rle, segmentation_to_mask, segmentation_to_rle
+from ...formats.video_split import VideoSplit
 from ...formats.ytvis import (
     Track,
     Video,
@@ -179,7 +180,9 @@ def _set_category_metadata(dataset_name: str, thing_classes: list, id_map: dict,
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
-def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str] = None) -> list:
+def load_ytvis_json(
+    json_file: str, image_root: str, dataset_name: Optional[str] = None, video_split: Optional[VideoSplit] = None
+) -> list:
     """
     Load a YouTube-VIS-format annotation file.
 
@@ -189,6 +192,8 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
         dataset_name: if given, the metadata of this dataset receives ``thing_classes`` and
             ``thing_dataset_id_to_contiguous_id`` from the file's ``categories`` (updated in
             place: holders of the metadata object see them).
+        video_split: if given, only that part of the file's videos (and their tracks) is
+            loaded; the whole file is still checked.
 
     Returns:
         list[dict], one per video in the file's order: ``video_id``, ``file_names`` (absolute,
@@ -203,6 +208,10 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
     absent, with one warning giving the count of each (the official tools tolerate both).
     """
     annotations = read_ytvis_annotations(json_file)
+    part = ""
+    if video_split is not None:
+        part = f" ({video_split.describe()} of its {len(annotations.videos)})"
+        annotations = video_split.select(annotations)
     thing_classes = [c.name for c in annotations.categories]
     category_map = {c.id: i for i, c in enumerate(annotations.categories)}
     # A file without categories (e.g. a test split stripped of them) keeps the registered ones.
@@ -227,7 +236,7 @@ def load_ytvis_json(json_file: str, image_root: str, dataset_name: Optional[str]
     _check_frames_exist(dataset_dicts, image_root, json_file)
     logger.info(
         f"Loaded {len(dataset_dicts)} videos ({sum(d['length'] for d in dataset_dicts)} frames, "
-        f"{len(annotations.tracks)} object tracks) in YouTube-VIS format from {json_file}"
+        f"{len(annotations.tracks)} object tracks) in YouTube-VIS format from {json_file}{part}"
     )
     return dataset_dicts
 
@@ -239,6 +248,7 @@ def register_ytvis_instances(
     image_root: str,
     *,
     loader: Optional[Callable[[], list]] = None,
+    video_split: Optional[VideoSplit] = None,
 ) -> None:
     """
     Register a YouTube-VIS-format dataset, like detectron2's ``register_coco_instances``.
@@ -250,9 +260,14 @@ def register_ytvis_instances(
             when it is loaded.
         json_file, image_root: see :func:`load_ytvis_json`. Nothing is read at registration.
         loader: what ``DatasetCatalog.get(name)`` calls; defaults to
-            ``load_ytvis_json(json_file, image_root, name)``.
+            ``load_ytvis_json(json_file, image_root, name, video_split)``.
+        video_split: the dataset is this part of the file's videos: the default loader loads
+            only those, and the evaluator scores against their ground truth only (metadata
+            ``video_split``).
     """
-    DatasetCatalog.register(name, loader or (lambda: load_ytvis_json(json_file, image_root, name)))
+    DatasetCatalog.register(name, loader or (lambda: load_ytvis_json(json_file, image_root, name, video_split)))
+    if video_split is not None:
+        metadata = {**metadata, "video_split": video_split}
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type="ytvis", **metadata
     )
