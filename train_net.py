@@ -94,10 +94,16 @@ class Trainer(default_trainer()):
         return YTVISEvaluator(dataset_name, output_dir=output_folder)
 
 
-def setup(args):
+def checked_config(args):
+    """The run's config, its ``DATASETS.REGISTER`` datasets registered, checked by :func:`check_run`."""
     cfg = load_config(args.config_file, args.opts)
     register_config_datasets(cfg)
     check_run(cfg, args)
+    return cfg
+
+
+def setup(args):
+    cfg = checked_config(args)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="sgnet")
     return cfg
@@ -151,7 +157,7 @@ def get_parser():
 def launch_from_command_line(argv=None) -> None:
     args = get_parser().parse_args(argv)
     # Checked here, before workers are spawned: a mistake is one line, not one traceback per GPU.
-    check_run(load_config(args.config_file, args.opts), args)
+    checked_config(args)
     launch(
         main,
         args.num_gpus,

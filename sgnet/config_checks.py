@@ -192,7 +192,7 @@ def check_dataset_classes(cfg, required: Sequence[str] = ("TRAIN", "TEST")) -> N
             if name not in registered:
                 raise InvalidInput(
                     f"DATASETS.{split}: {name!r} is not a registered dataset; register it first "
-                    "(sgnet.data.register_ytvis_instances) or pick one of sgnet's builtin splits"
+                    "(DATASETS.REGISTER, or sgnet.data.register_ytvis_instances) or pick one of sgnet's builtin splits"
                 )
     reference = None  # (split, dataset, classes) the others must agree with
     for split in ("TRAIN", "TEST"):
