@@ -24,13 +24,23 @@ def run_convert(argv, capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def convert_error(argv, capsys) -> str:
-    """The CLI in-process on a bad source: exit status 2 and its one stderr line (returned)."""
+def convert_error(argv, capsys, absent=None) -> str:
+    """The CLI in-process on a bad source: exit status 2 and its one stderr line (returned);
+    the path ``absent``, if given, is not there afterwards."""
     assert run_main(PROG, convert_main, argv) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), err
+    assert absent is None or not absent.exists()
     return lines[0]
+
+
+def refused_leaving_files_as_they_were(argv, capsys, root) -> str:
+    """The CLI's one error line, every file under ``root`` byte-equal before and after."""
+    before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    error = convert_error(argv, capsys)
+    assert {path: path.read_bytes() for path in root.rglob("*") if path.is_file()} == before
+    return error
 
 
 def loaded_tracks(summary: dict) -> List[Dict[int, tuple]]:
