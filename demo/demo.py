@@ -17,34 +17,30 @@ Exit status: 0 on success, 2 on bad input or output (one line), 130 when interru
 """
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
 
-import av
-import cv2
 import numpy as np
 import tqdm
-from detectron2.utils.colormap import colormap
 from detectron2.utils.logger import setup_logger
-from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
-from sgnet.data import VideoFrameReader, register_config_datasets
+from sgnet.data import (
+    STRIP_SUFFIXES,
+    FrameSink,
+    VideoFrameReader,
+    draw_tracks,
+    output_kind,
+    register_config_datasets,
+    strip_frame_indices,
+    write_strip,
+)
 from sgnet.errors import InvalidInput, run_main
-from sgnet.fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs
+from sgnet.fileio import refuse_overwriting_inputs
 from sgnet.predictor import VideoPredictor
-
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
-# What cv2.imencode writes for --strip.
-STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
-# One colour per track id, stable over the video (and across runs).
-TRACK_COLORS = colormap(rgb=True, maximum=1)
-
 
 
 def get_parser():
@@ -70,106 +66,8 @@ def draw(frame_bgr: np.ndarray, instances, class_names, threshold: float) -> np.
         f"#{track_id} {class_names[c] if class_names else c} {score:.0%}"
         for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
     ]
-    visualizer = Visualizer(frame_bgr[:, :, ::-1], instance_mode=ColorMode.IMAGE)
-    drawn = visualizer.overlay_instances(
-        masks=instances.pred_masks.numpy(),
-        boxes=instances.pred_boxes.tensor.numpy(),
-        labels=labels,
-        assigned_colors=[TRACK_COLORS[t % len(TRACK_COLORS)] for t in instances.track_ids.tolist()],
-        alpha=0.5,
-    )
-    return drawn.get_image()[:, :, ::-1]
-
-
-def output_kind(output: str) -> str:
-    """"video" or "frames" (a folder of PNGs) for an ``--output`` path; an extension the writer
-    cannot produce (``out.webm``) is refused rather than silently becoming a folder."""
-    suffix = os.path.splitext(output.rstrip("/" + os.sep))[1].lower()
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    if suffix and not os.path.isdir(output):
-        raise InvalidInput(
-            f"--output {output}: the demo writes H.264 video ({', '.join(VIDEO_SUFFIXES)}) or PNG frames into a "
-            f"folder (a path without an extension), not {suffix}"
-        )
-    return "frames"
-
-
-class FrameSink:
-    """Writes frames to an H.264 video or to a folder of PNGs, into a temporary place that
-    :meth:`commit` moves to the destination; :meth:`discard` removes it and the folders it made
-    (no partial output)."""
-
-    def __init__(self, output: str, fps: float, height: int, width: int):
-        self.output = os.path.abspath(output)
-        self.is_video = output_kind(output) == "video"
-        self.folders = CreatedFolders()
-        try:
-            parent = self.folders.make(os.path.dirname(self.output) if self.is_video else self.output)
-            if self.is_video:
-                handle, self.staging = tempfile.mkstemp(suffix=os.path.splitext(self.output)[1], prefix=".partial-", dir=parent)
-                os.close(handle)
-                self.container = av.open(self.staging, "w")
-                self.stream = self.container.add_stream("libx264", rate=round(fps) or 6)
-                # yuv420p needs even sizes; the encoder pads by one pixel where needed.
-                self.stream.width, self.stream.height = width + width % 2, height + height % 2
-                self.stream.pix_fmt = "yuv420p"
-            else:
-                self.staging = tempfile.mkdtemp(prefix=".partial-", dir=parent)
-        except OSError as e:
-            self.folders.remove_empty()
-            raise InvalidInput(f"cannot write the output {self.output}: {e}") from e
-        self.count = 0
-
-    def write(self, frame_bgr: np.ndarray) -> None:
-        if self.is_video:
-            padded = np.pad(frame_bgr, ((0, frame_bgr.shape[0] % 2), (0, frame_bgr.shape[1] % 2), (0, 0)), mode="edge")
-            for packet in self.stream.encode(av.VideoFrame.from_ndarray(padded, format="bgr24")):
-                self.container.mux(packet)
-        else:
-            path = os.path.join(self.staging, f"{self.count:06d}.png")
-            if not cv2.imwrite(path, frame_bgr):
-                raise OSError(f"OpenCV could not write {path}")
-        self.count += 1
-
-    def commit(self) -> str:
-        if self.is_video:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-            self.container.close()
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.staging, 0o666 & ~umask)  # mkstemp creates it private
-            os.replace(self.staging, self.output)
-        else:
-            for name in sorted(os.listdir(self.staging)):
-                os.replace(os.path.join(self.staging, name), os.path.join(self.output, name))
-            os.rmdir(self.staging)
-        return self.output
-
-    def discard(self) -> None:
-        if self.is_video:
-            self.container.close()
-            os.remove(self.staging)
-        else:
-            shutil.rmtree(self.staging, ignore_errors=True)
-        self.folders.remove_empty()
-
-
-def write_strip(path: str, frames: list) -> str:
-    """The frames side by side as one image at ``path``, written atomically and checked."""
-    ok, encoded = cv2.imencode(os.path.splitext(path)[1], np.concatenate(frames, axis=1))
-    if not ok:
-        raise InvalidInput(f"--strip {path}: OpenCV could not encode the strip")
-    folders = CreatedFolders()
-    try:
-        folders.make(os.path.dirname(os.path.abspath(path)))
-        with atomic_write(path, "wb") as f:
-            f.write(encoded.tobytes())
-    except OSError as e:
-        folders.remove_empty()
-        raise InvalidInput(f"--strip {path}: cannot write it ({e})") from e
-    return os.path.abspath(path)
+    masks, boxes = instances.pred_masks.numpy(), instances.pred_boxes.tensor.numpy()
+    return draw_tracks(frame_bgr, masks, boxes, labels, instances.track_ids.tolist())
 
 
 def check_outputs(args, inputs: list) -> None:
@@ -200,9 +98,7 @@ def run(args) -> dict:
     check_outputs(args, inputs)
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
-    strip_indices = set()
-    if args.strip and reader.num_frames:
-        strip_indices = set(np.linspace(0, reader.num_frames - 1, args.strip_frames).round().astype(int).tolist())
+    strip_indices = strip_frame_indices(reader.num_frames, args.strip_frames) if args.strip else set()
     strip, track_ids = [], set()
     start = time.perf_counter()
     try:

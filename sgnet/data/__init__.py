@@ -1,6 +1,6 @@
 """Datasets (YouTube-VIS format; COCO mapped onto video classes), the training sampler and loader,
-training/test mappers (video pairs, pseudo pairs from images), video reading, the synthetic
-datasets.
+training/test mappers (video pairs, pseudo pairs from images), video reading and writing (drawn
+tracks, H.264 or PNG output), the synthetic datasets.
 
 Importing it registers the builtin datasets (see :mod:`sgnet.data.datasets.builtin`).
 """
@@ -33,13 +33,26 @@ from .synthetic import (
     write_synthetic_video,
 )
 from .video import VideoFrameReader, VideoReadError
+from .video_writer import (
+    STRIP_SUFFIXES,
+    VIDEO_SUFFIXES,
+    FrameSink,
+    draw_tracks,
+    output_kind,
+    strip_frame_indices,
+    track_color,
+    write_strip,
+)
 
 __all__ = [
     "COCOPseudoPairMapper",
+    "FrameSink",
     "JointPairMapper",
     "MixedDatasetTrainingSampler",
     "RepeatCountTrainingSampler",
+    "STRIP_SUFFIXES",
     "SYNTHETIC_CLASSES",
+    "VIDEO_SUFFIXES",
     "VideoFrameReader",
     "VideoReadError",
     "YTVISPairDatasetMapper",
@@ -56,8 +69,13 @@ __all__ = [
     "mask_to_uncompressed_rle",
     "register_coco_mapped_instances",
     "dataset_class_names",
+    "draw_tracks",
+    "output_kind",
     "register_config_datasets",
     "register_ytvis_instances",
     "segmentation_to_mask",
+    "strip_frame_indices",
+    "track_color",
+    "write_strip",
     "write_synthetic_video",
 ]
