@@ -10,15 +10,22 @@
 Frames are read, tracked, drawn and written one at a time (memory stays flat in the video's
 length). The output is an H.264 video (``.mp4``, ``.mkv``, ``.mov`` or ``.avi``; plays in browsers
 and common players) or, when ``--output`` is a folder (a path without one of those extensions),
-one PNG per frame. Nothing of the user's is lost: an output that is, or holds, an input is
-refused; outputs appear whole or not at all (written under temporary names, renamed when
-complete; an error, Ctrl-C or SIGTERM removes them and the folders the run created).
+one PNG per frame. Machine-readable outputs (:mod:`sgnet.predictor_outputs`): ``--save-masks DIR``,
+one indexed PNG per frame (pixel = track id, 0 = background; the drawn instances) and
+``DIR/tracks.json``; ``--save-results FILE.json``, the video's tracks as YouTube-VIS result
+records, as train_net's evaluation writes them (``python -m sgnet.evaluation.ytvis_eval`` scores
+them). Nothing of the user's is lost: an output that is, or holds, an input or another output is
+refused, and so is a ``--save-masks`` folder holding anything but an earlier mask output (which
+is replaced whole); outputs appear whole or not at all (written under temporary names, renamed
+when complete; an error, Ctrl-C or SIGTERM removes them and the folders the run created).
 Exit status: 0 on success, 2 on bad input or output (one line), 130 when interrupted.
 """
 import argparse
+import itertools
 import os
 import sys
 import time
+from typing import List, Optional
 
 import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
 
@@ -39,8 +46,9 @@ from sgnet.data import (
     write_strip,
 )
 from sgnet.errors import InvalidInput, run_main
-from sgnet.fileio import refuse_overwriting_inputs
+from sgnet.fileio import refuse_overwriting_inputs, same_or_inside
 from sgnet.predictor import VideoPredictor
+from sgnet.predictor_outputs import MaskFolder, VideoTracks, check_mask_folder, write_results
 
 
 def get_parser():
@@ -54,14 +62,34 @@ def get_parser():
     parser.add_argument("--confidence-threshold", type=float, default=0.3, help="minimum score of drawn instances")
     parser.add_argument("--strip", help="also save a PNG strip of --strip-frames evenly spaced output frames here")
     parser.add_argument("--strip-frames", type=int, default=4)
+    parser.add_argument(
+        "--save-masks",
+        metavar="DIR",
+        help="also write one indexed PNG per frame here (pixel = track id, 0 = background; the instances drawn, "
+        "those scoring at least --confidence-threshold, the higher-scoring where they overlap; named after the "
+        "frame files with --input) and tracks.json (per track id: class name, category id, score, first and last "
+        "frame). An earlier --save-masks output there is replaced; a folder holding other files is refused",
+    )
+    parser.add_argument(
+        "--save-results",
+        metavar="FILE.json",
+        help="also write the video's tracks as YouTube-VIS result records (every track, scored and labelled as "
+        "train_net's evaluation does: --confidence-threshold does not apply), for python -m sgnet.evaluation.ytvis_eval",
+    )
+    parser.add_argument("--video-id", type=int, default=1, help="the video's id in --save-results (its id in your ground truth)")
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return parser
 
 
+def shown(instances, threshold: float):
+    """The instances the demo draws and writes into --save-masks: those scoring at least ``threshold``."""
+    return instances[instances.scores >= threshold]
+
+
 def draw(frame_bgr: np.ndarray, instances, class_names, threshold: float) -> np.ndarray:
     """Masks, "#id class score" labels (the class by name when ``class_names`` is known, else its
-    index) and boxes, coloured by track id. Returns BGR."""
-    instances = instances[instances.scores >= threshold]
+    index) and boxes of the :func:`shown` instances, coloured by track id. Returns BGR."""
+    instances = shown(instances, threshold)
     labels = [
         f"#{track_id} {class_names[c] if class_names else c} {score:.0%}"
         for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
@@ -72,12 +100,87 @@ def draw(frame_bgr: np.ndarray, instances, class_names, threshold: float) -> np.
 
 def check_outputs(args, inputs: list) -> None:
     """Refuse outputs that would replace an input (the video or frames, config, weights, ONNX
-    file) or each other, and a strip format OpenCV does not write."""
-    refuse_overwriting_inputs(args.output, inputs)
-    if args.strip:
-        if os.path.splitext(args.strip)[1].lower() not in STRIP_SUFFIXES:
-            raise InvalidInput(f"--strip {args.strip}: must end in one of {', '.join(STRIP_SUFFIXES)}")
-        refuse_overwriting_inputs(args.strip, inputs + [args.output], what="--strip")
+    file) or each other, a strip format OpenCV does not write, results not in a .json file, and a
+    --save-masks folder holding other files (:func:`check_mask_folder`)."""
+    given = {"--output": args.output, "--strip": args.strip, "--save-masks": args.save_masks, "--save-results": args.save_results}
+    outputs = [(option, path) for option, path in given.items() if path]
+    for option, path in outputs:
+        refuse_overwriting_inputs(path, inputs, what=option)
+    # Later options first: of two equal paths, the later one is refused.
+    for (option, path), (other, other_path) in itertools.permutations(reversed(outputs), 2):
+        if same_or_inside(other_path, path):
+            raise InvalidInput(f"{option} {path} would overwrite {other} {other_path}: choose another path")
+    if args.strip and os.path.splitext(args.strip)[1].lower() not in STRIP_SUFFIXES:
+        raise InvalidInput(f"--strip {args.strip}: must end in one of {', '.join(STRIP_SUFFIXES)}")
+    if args.save_results and (not args.save_results.lower().endswith(".json") or os.path.isdir(args.save_results)):
+        raise InvalidInput(f"--save-results {args.save_results}: must be a .json file")
+    if args.save_masks:
+        check_mask_folder(args.save_masks)
+
+
+def frame_file_stems(args, reader) -> Optional[List[str]]:
+    """With --input, the frame files' names without extension (the names of their mask PNGs, as
+    VOS tools pair them); None for a video file, or when two frames' names differ only there."""
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in reader.input_paths] if args.input else []
+    return stems if stems and len(set(stems)) == len(stems) else None
+
+
+class DemoOutputs:
+    """What the demo writes of a video, a frame at a time: the drawn frames (--output), and with
+    the options a strip, the mask PNGs and the result records. :meth:`commit` finishes each, in
+    turn; :meth:`discard` removes those not committed yet."""
+
+    def __init__(self, args, reader, predictor):
+        self.args = args
+        self.class_names = predictor.class_names
+        self.sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
+        self.pending = [self.sink]
+        try:
+            self.masks = MaskFolder(args.save_masks, frame_file_stems(args, reader)) if args.save_masks else None
+        except BaseException:
+            self.sink.discard()
+            raise
+        self.pending += [self.masks] if self.masks else []
+        wants_tracks = args.save_masks or args.save_results
+        self.tracks = VideoTracks(predictor, (reader.height, reader.width), args.video_id) if wants_tracks else None
+        self.strip_indices = strip_frame_indices(reader.num_frames, args.strip_frames) if args.strip else set()
+        self.strip, self.shown_track_ids = [], set()
+
+    def add(self, index: int, frame: np.ndarray, instances) -> None:
+        """Frame ``index`` (H, W, 3) BGR and all its tracked instances."""
+        drawn = draw(frame, instances, self.class_names, self.args.confidence_threshold)
+        self.sink.write(drawn)
+        if index in self.strip_indices:
+            self.strip.append(drawn)
+        visible = shown(instances, self.args.confidence_threshold)
+        self.shown_track_ids.update(visible.track_ids.tolist())
+        if self.tracks:
+            self.tracks.add(index, instances)  # all of them, as the evaluation takes them
+        if self.masks:
+            self.masks.write(index, visible)
+
+    def commit(self, source: str) -> dict:
+        """Finish every output; returns their paths by kind."""
+        if self.sink.count == 0:
+            raise InvalidInput(f"{source} has no frames")
+        summary = {"output": self._commit(self.sink)}
+        if self.masks:
+            summary["masks"] = self._commit(self.masks, self.tracks.track_classes())
+        if self.args.save_results:
+            summary["results"] = write_results(self.args.save_results, self.tracks.results())
+        if self.strip:
+            summary["strip"] = write_strip(self.args.strip, self.strip)
+        return summary
+
+    def _commit(self, output, *args) -> str:
+        path = output.commit(*args)
+        self.pending.remove(output)
+        return path
+
+    def discard(self) -> None:
+        for output in self.pending:
+            output.discard()
+        self.pending = []
 
 
 def onnx_model(path: str, cfg):
@@ -97,31 +200,22 @@ def run(args) -> dict:
     inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
     check_outputs(args, inputs)
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
-    sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
-    strip_indices = strip_frame_indices(reader.num_frames, args.strip_frames) if args.strip else set()
-    strip, track_ids = [], set()
+    outputs = DemoOutputs(args, reader, predictor)
     start = time.perf_counter()
     try:
         progress = tqdm.tqdm(predictor.track(reader), total=reader.num_frames, unit="frame", desc="SG-Net demo")
         for index, (frame, instances) in enumerate(progress):
-            drawn = draw(frame, instances, predictor.class_names, args.confidence_threshold)
-            track_ids.update(instances.track_ids[instances.scores >= args.confidence_threshold].tolist())
-            sink.write(drawn)
-            if index in strip_indices:
-                strip.append(drawn)
-        if sink.count == 0:
-            raise InvalidInput(f"{source} has no frames")
-        summary = {"output": sink.commit()}
+            outputs.add(index, frame, instances)
+        summary = outputs.commit(source)
     except OSError as e:  # the disk, not the program: full, read-only, removed meanwhile
-        sink.discard()
-        raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {sink.output})") from e
+        outputs.discard()
+        raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {outputs.sink.output})") from e
     except BaseException:  # a bad frame, Ctrl-C, SIGTERM, a bug: no partial output either
-        sink.discard()
+        outputs.discard()
         raise
     elapsed = time.perf_counter() - start
-    summary.update(frames=sink.count, tracks=len(track_ids), mean_fps=round(sink.count / elapsed, 2))
-    if args.strip and strip:
-        summary["strip"] = write_strip(args.strip, strip)
+    frames = outputs.sink.count
+    summary.update(frames=frames, tracks=len(outputs.shown_track_ids), mean_fps=round(frames / elapsed, 2))
     return summary
 
 
@@ -130,9 +224,10 @@ def cli(argv=None) -> int:
     setup_logger(name="sgnet")
     setup_logger(name="fvcore")
     summary = run(args)
+    extras = "".join(f"; {kind}: {summary[kind]}" for kind in ("strip", "masks", "results") if kind in summary)
     print(
         f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['output']} "
-        f"({summary['mean_fps']} frames/s)" + (f"; strip: {summary['strip']}" if "strip" in summary else "")
+        f"({summary['mean_fps']} frames/s){extras}"
     )
     return 0
 

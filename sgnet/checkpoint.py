@@ -36,6 +36,7 @@ __all__ = [
     "SGNetCheckpointer",
     "CheckpointLoadError",
     "build_checkpointer",
+    "checkpoint_category_ids",
     "checkpoint_class_names",
     "convert_fcos_checkpoint",
     "is_detectron2_fcos",
@@ -405,5 +406,17 @@ def build_checkpointer(cfg, model, save_dir: str = "", classes: Optional[dict] =
 def checkpoint_class_names(loaded: dict) -> Optional[List[str]]:
     """The class names a loaded checkpoint (what :meth:`SGNetCheckpointer.load` returns) records,
     in label order; None for checkpoints without them (older runs, other models)."""
+    return _recorded_classes(loaded, "names")
+
+
+def checkpoint_category_ids(loaded: dict) -> Optional[List[int]]:
+    """The dataset category ids of the classes a loaded checkpoint records, in label order; None
+    for checkpoints without them, or with an id unknown (None) for some class."""
+    ids = _recorded_classes(loaded, "dataset_ids")
+    return None if ids is None or None in ids else [int(i) for i in ids]
+
+
+def _recorded_classes(loaded: dict, key: str) -> Optional[list]:
+    """The list ``key`` ("names", "dataset_ids") of the checkpoint's ``classes``, or None."""
     classes = loaded.get("classes") if isinstance(loaded, dict) else None
-    return list(classes["names"]) if isinstance(classes, dict) and "names" in classes else None
+    return list(classes[key]) if isinstance(classes, dict) and classes.get(key) is not None else None

@@ -5,16 +5,25 @@ replace an input.
   temporary name in its destination folder and renamed over the destination only when complete
   (an interrupted or failed write leaves the previous file, or nothing, under the final name);
 - :func:`refuse_overwriting_inputs`: an output path that is, or holds, an input is refused;
-- :class:`CreatedFolders`: the folders a run made for its outputs, removed again if it fails.
+- :class:`CreatedFolders`: the folders a run made for its outputs, removed again if it fails;
+- :class:`WrittenFiles`: the files and folders a run wrote, all removed again if it fails.
 """
 import contextlib
 import os
 import tempfile
 from typing import IO, Iterable, Iterator, List
 
-from .errors import InvalidInput
+from .errors import InvalidInput, UserError
 
-__all__ = ["StagedFile", "atomic_path", "atomic_write", "refuse_overwriting_inputs", "CreatedFolders", "same_or_inside"]
+__all__ = [
+    "StagedFile",
+    "atomic_path",
+    "atomic_write",
+    "refuse_overwriting_inputs",
+    "CreatedFolders",
+    "WrittenFiles",
+    "same_or_inside",
+]
 
 
 class StagedFile:
@@ -106,3 +115,34 @@ class CreatedFolders:
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
         self.created = []
+
+
+class WrittenFiles:
+    """The files and folders a run writes (:meth:`add`, ``folders.make``), so that a failed run
+    removes them again: :meth:`removed_on_failure` around the writing."""
+
+    def __init__(self):
+        self.paths: List[str] = []
+        self.folders = CreatedFolders()
+
+    def add(self, *paths: str) -> None:
+        self.paths.extend(paths)
+
+    def remove(self) -> None:
+        for path in self.paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        self.folders.remove_empty()
+
+    @contextlib.contextmanager
+    def removed_on_failure(self, output: str) -> Iterator["WrittenFiles"]:
+        """Any exception in the block (bad data, the disk, Ctrl-C, SIGTERM, a bug) removes what was
+        written; an ``OSError`` of the disk (full, read-only, ``output`` removed meanwhile) becomes
+        an :class:`InvalidInput` saying so, the others pass unchanged."""
+        try:
+            yield self
+        except BaseException as e:
+            self.remove()
+            if isinstance(e, OSError) and not isinstance(e, UserError):
+                raise InvalidInput(f"{e} (the files this run wrote under {output} were removed)") from e
+            raise

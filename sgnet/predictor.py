@@ -4,11 +4,12 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
+from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
-from .checkpoint import build_checkpointer, checkpoint_class_names
+from .checkpoint import build_checkpointer, checkpoint_category_ids, checkpoint_class_names
 from .config_checks import first_difference
 from .data import dataset_class_names, register_config_datasets
 from .errors import InvalidInput
@@ -43,6 +44,11 @@ class VideoPredictor:
     :attr:`class_names` (None when unknown): what the model's labels mean, those of
     ``DATASETS.TEST[0]`` if the config names one, else those the checkpoint (or the exported
     model's ``class_names``) records. Both known and different is refused.
+    :attr:`category_ids`: each label's category id in result files, from the same sources (the
+    test set's annotation file, else the checkpoint), else label + 1 (YouTube-VIS numbers its
+    categories 1..C).
+
+    Track ids start at 1 (0 being the background of indexed mask PNGs, :mod:`.predictor_outputs`).
     """
 
     def __init__(self, cfg, model=None):
@@ -50,13 +56,16 @@ class VideoPredictor:
         self.cfg = cfg.clone()
         if model is None:
             model = build_model(self.cfg).eval()
-            recorded, source = None, cfg.MODEL.WEIGHTS
+            loaded, source = {}, cfg.MODEL.WEIGHTS
             if cfg.MODEL.WEIGHTS:
-                recorded = checkpoint_class_names(build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS))
+                loaded = build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS)
+            recorded, recorded_ids = checkpoint_class_names(loaded), checkpoint_category_ids(loaded)
         else:
             recorded, source = getattr(model, "class_names", None), getattr(model, "path", "the model")
+            recorded_ids = None  # exported files record class names only
         self.model = model
         self.class_names = _class_names(cfg, recorded, source)
+        self.category_ids = _category_ids(cfg, recorded_ids)
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -70,8 +79,8 @@ class VideoPredictor:
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[Tuple[np.ndarray, Instances]]:
         """Track one video: yields (frame as (H, W, 3) BGR, its instances with ``track_ids``, on
         the CPU). Frames may be BGR, grayscale or BGRA (:func:`as_bgr`). Every call starts a fresh
-        set of tracks."""
-        memory = TrackMemory()
+        set of tracks, numbered from 1."""
+        memory = TrackMemory(next_id=1)
         for frame in map(as_bgr, frames):
             with torch.inference_mode():
                 instances = self.model.inference_frame(self.to_model_input(frame), frame.shape[:2], memory)
@@ -91,3 +100,15 @@ def _class_names(cfg, recorded: Optional[List[str]], source: str) -> Optional[Li
             "the model's labels would mean other classes; leave DATASETS.TEST empty to use the model's"
         )
     return test if test is not None else recorded
+
+
+def _category_ids(cfg, recorded: Optional[List[int]]) -> List[int]:
+    """Label -> category id: the test set's file's ids (its classes are loaded by now,
+    :func:`_class_names`), else ``recorded`` (the checkpoint's), else label + 1."""
+    to_label = None
+    if cfg.DATASETS.TEST:
+        to_label = MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("thing_dataset_id_to_contiguous_id", None)
+    if to_label:
+        by_label = {label: dataset_id for dataset_id, label in to_label.items()}
+        return [int(by_label[label]) for label in range(len(by_label))]
+    return recorded if recorded is not None else list(range(1, cfg.MODEL.SGNET.NUM_CLASSES + 1))

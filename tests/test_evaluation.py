@@ -29,6 +29,9 @@ from sgnet.evaluation import (
     evaluate_ytvis,
     load_ground_truth,
     load_results,
+    run_ytvis_eval,
+    video_ap,
+    video_matches,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -496,6 +499,63 @@ def test_file_without_length_is_read_alike_by_loader_and_evaluator(tmp_path):
         with pytest.raises(InvalidInput) as error:
             read()
         assert str(error.value) == expected
+
+
+# ---------------------------------------------------------------- per video
+
+
+def one_video(truth: dict, results: list, video_id: int):
+    """The annotation file and results of one video only, as a user would cut them out."""
+    part = {**truth, "videos": [v for v in truth["videos"] if v["id"] == video_id]}
+    part["annotations"] = [a for a in truth["annotations"] if a["video_id"] == video_id]
+    return part, [r for r in results if r["video_id"] == video_id]
+
+
+def evaluated(truth: dict, results: list):
+    loaded = load_ground_truth(truth)
+    return run_ytvis_eval(loaded, load_results(results, loaded))
+
+
+def test_video_ap_is_the_metric_on_that_video_alone():
+    """Video 1: a partial match and a false track; video 2: ground truth without predictions;
+    video 3: a crowd only (no AP), with a prediction inside it; video 4: a perfect match."""
+    a, b = [box(0, 4, 0, 6), box(0, 4, 1, 7)], [box(5, 9, 5, 9)] * 2
+    truth = ground_truth(
+        [gt_track(1, 1, a), gt_track(1, 2, b), gt_track(2, 1, b), gt_track(3, 2, b, iscrowd=1), gt_track(4, 2, a)]
+    )
+    results = [
+        result(1, 1, 0.9, [box(0, 4, 0, 4), box(0, 4, 1, 7)]), result(1, 2, 0.8, a), result(1, 2, 0.3, b),
+        result(3, 2, 0.7, [box(6, 8, 6, 8)] * 2), result(4, 2, 0.5, a),
+    ]  # fmt: skip
+    coco_eval = evaluated(truth, results)
+    for video_id in (1, 2, 3, 4):
+        alone = segm(evaluate_ytvis(*one_video(truth, results, video_id)))["AP"]
+        np.testing.assert_equal(video_ap(coco_eval, video_id), alone, err_msg=f"video {video_id}")  # NaN == NaN
+    assert (video_ap(coco_eval, 2), video_ap(coco_eval, 4)) == (0.0, pytest.approx(100.0))
+    assert math.isnan(video_ap(coco_eval, 3))
+
+
+def test_video_matches_are_the_metrics_greedy_matching():
+    """Ground truth a (class 1) and a crowd (class 2) in one frame. The metric matches by score:
+    ``high`` (IoU 20/30 with a) takes a at IoU 0.5 before ``exact`` (IoU 1), which is then
+    false; at IoU 0.7 only ``exact`` matches. ``in_crowd`` lies in the crowd: neither paired
+    nor false. Leaving out scores below 0.6 leaves a matched to ``high`` and nothing false."""
+    a, crowd = box(0, 5, 0, 6), box(6, 10, 0, 12)
+    truth = ground_truth([gt_track(1, 1, [a]), gt_track(1, 2, [crowd], iscrowd=1)])
+    high, in_crowd = result(1, 1, 0.9, [box(0, 5, 0, 4)]), result(1, 2, 0.8, [box(7, 9, 2, 6)])
+    exact = result(1, 1, 0.5, [a])
+    coco_eval = evaluated(truth, [high, in_crowd, exact])
+
+    def ids(matches):  # (pairs as (gt annotation id, record index, IoU), missed, false record indices)
+        pairs = [(p.truth["annotation_id"], p.prediction["id"] - 1, p.iou) for p in matches.pairs]
+        return pairs, [g["annotation_id"] for g in matches.missed], [d["id"] - 1 for d in matches.false]
+
+    assert ids(video_matches(coco_eval, 1)) == ([(1, 0, pytest.approx(20 / 30))], [], [2])
+    assert ids(video_matches(coco_eval, 1, iou_threshold=0.7)) == ([(1, 2, 1.0)], [], [0])
+    assert ids(video_matches(coco_eval, 1, score_threshold=0.6)) == ([(1, 0, pytest.approx(20 / 30))], [], [])
+    assert ids(video_matches(coco_eval, 1, score_threshold=0.95)) == ([], [1], [])
+    with pytest.raises(ValueError, match="not one of the metric's"):
+        video_matches(coco_eval, 1, iou_threshold=0.52)
 
 
 # ---------------------------------------------------------------- the detectron2 evaluator

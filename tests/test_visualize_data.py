@@ -1,9 +1,6 @@
 """tools/visualize_data.py on the tiny YouTube-VIS dataset: the annotated videos and strips, the
 training loader's pairs (video pairs and an image dataset's pseudo pairs), the command line, and
 a user's mistakes (one line, exit status 2, nothing left behind)."""
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,8 +10,10 @@ import pytest
 from sgnet.data import VideoFrameReader, generate_synthetic_coco, register_coco_mapped_instances, track_color
 from sgnet.data.datasets.builtin import YTVIS_2019_CLASSES, builtin_metadata
 from sgnet.data.datasets.coco_mapping import COCO_TO_YTVIS_2019
+from sgnet.data.video_writer import HATCH_STRIPE_BGR
 
-from app_fixtures import load_script
+from app_fixtures import load_script, run_at_once, summary_line
+from app_fixtures import one_error_line as any_error_line
 from data_fixtures import BACKGROUND, reregistered, write_tiny_ytvis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,17 +52,8 @@ def tool_args(tiny, source, output, *extra, train=DATASET, num_classes=3):
     ]  # fmt: skip
 
 
-def summary_line(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 def one_error_line(stderr: str) -> str:
-    """stderr besides the progress bars: exactly one line, ``visualize_data.py: error: ...``."""
-    lines = stderr.replace("\r", "\n").splitlines()
-    lines = [line for line in lines if line.strip() and not line.startswith("annotations:")]
-    assert "Traceback" not in stderr
-    assert len(lines) == 1 and lines[0].startswith("visualize_data.py: error: "), stderr
-    return lines[0]
+    return any_error_line(stderr, "visualize_data.py", progress="annotations:")
 
 
 def overlaid(track_id: int, object_bgr) -> np.ndarray:
@@ -104,7 +94,7 @@ def test_annotation_writes_every_frame_with_one_colour_per_identity(tool, tiny, 
     raw = cv2.imread(str(Path(tiny.image_root) / videos[0]["file_names"][0]))[crowd].astype(int)
     assert (np.abs(pixels - raw).max(axis=1) > 3 * CODEC_TOLERANCE).all()
     assert (pixels.max(axis=1) - pixels.min(axis=1)).max() <= 2
-    striped = (pixels == tool.HATCH_STRIPE_BGR).all(axis=1)
+    striped = (pixels == HATCH_STRIPE_BGR).all(axis=1)
     assert striped.any() and not striped.all()
 
 
@@ -205,17 +195,10 @@ def test_runs_as_a_command(tiny, tmp_path):
         "good": tool_args(tiny, "annotation", good, "--num-videos", "1"),
         "bad": ["--config-file", str(tmp_path / "missing.yaml"), "--source", "annotation", "--output", str(bad)],
     }
-    processes = {
-        name: subprocess.Popen(
-            [sys.executable, "tools/visualize_data.py", *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for name, args in commands.items()
-    }
-    (good_out, good_err), (_, bad_err) = (process.communicate(timeout=300) for process in processes.values())
-    assert processes["good"].returncode == 0, good_out[-3000:] + good_err[-3000:]
-    assert summary_line(good_out) == {"output": str(good), "videos": 1, "files": 2}
+    finished = run_at_once("tools/visualize_data.py", commands)
+    assert finished["good"].returncode == 0, finished["good"].stdout[-3000:] + finished["good"].stderr[-3000:]
+    assert summary_line(finished["good"].stdout) == {"output": str(good), "videos": 1, "files": 2}
     assert sorted(p.name for p in (good / DATASET).iterdir()) == ["1.mp4", "1_strip.png"]
-    assert processes["bad"].returncode == 2
-    assert str(tmp_path / "missing.yaml") in one_error_line(bad_err)
+    assert finished["bad"].returncode == 2
+    assert str(tmp_path / "missing.yaml") in one_error_line(finished["bad"].stderr)
     assert not bad.exists()

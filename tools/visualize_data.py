@@ -37,7 +37,6 @@ saying what was written where, and as the last line a JSON object: ``{"output": 
 Exit status: 0 on success, 2 on bad input or output (one line), 130 when interrupted.
 """
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -59,27 +58,23 @@ from detectron2.utils.logger import setup_logger
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
 from sgnet.data import (
-    FrameSink,
     build_sgnet_train_loader,
     dataset_class_names,
-    draw_tracks,
+    draw_tracks_and_crowds,
     get_ytvis_dataset_dicts,
     is_image_dataset,
     register_config_datasets,
-    strip_frame_indices,
     write_strip,
+    write_video_and_strip,
 )
 from sgnet.data.dataset_mapper import frame_objects_to_instances, read_video_frame
 from sgnet.data.video import DEFAULT_FPS
-from sgnet.errors import InvalidInput, UserError, run_main
-from sgnet.fileio import CreatedFolders, refuse_overwriting_inputs
+from sgnet.errors import InvalidInput, run_main
+from sgnet.fileio import WrittenFiles, refuse_overwriting_inputs
 
 logger = logging.getLogger("sgnet.visualize_data")
 
 STRIP_FRAMES = 4
-# Crowd regions: diagonal stripes of this period (pixels), half of them dark, over the greyed frame.
-HATCH_PERIOD = 6
-HATCH_STRIPE_BGR = (40, 40, 40)
 # Annotations as the file gives them: frames drawn at their own size.
 NO_TRANSFORM = T.TransformList([])
 
@@ -101,27 +96,14 @@ def get_parser():
     return parser
 
 
-def hatch_region(frame_bgr: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """A copy of the (H, W, 3) BGR frame with the (H, W) bool ``region`` in grey, crossed by
-    diagonal stripes: unlike any object's colour overlay, and without an identity."""
-    hatched = frame_bgr.copy()
-    rows, columns = np.indices(region.shape)
-    stripes = region & ((rows + columns) % HATCH_PERIOD < HATCH_PERIOD // 2)
-    hatched[region] = frame_bgr[region].mean(axis=1, keepdims=True).astype(np.uint8)
-    hatched[stripes] = HATCH_STRIPE_BGR
-    return hatched
-
-
 def draw_ground_truth(frame_bgr: np.ndarray, instances: Instances, class_names: list) -> np.ndarray:
     """An (H, W, 3) BGR frame with its ground truth (Instances of the frame's size with
     ``gt_masks``, ``gt_boxes``, ``gt_classes``, ``gt_ids``, ``gt_crowd``): crowd regions hatched,
     the other objects labelled "#track_id class" in their track's colour. Returns (H, W, 3) BGR."""
-    crowd = instances.gt_crowd
-    frame_bgr = hatch_region(frame_bgr, instances.gt_masks.tensor[crowd].any(dim=0).numpy())
-    objects = instances[~crowd]
-    track_ids = objects.gt_ids.tolist()
-    labels = [f"#{track_id} {class_names[c]}" for track_id, c in zip(track_ids, objects.gt_classes.tolist())]
-    return draw_tracks(frame_bgr, objects.gt_masks.tensor.numpy(), objects.gt_boxes.tensor.numpy(), labels, track_ids)
+    track_ids = instances.gt_ids.tolist()
+    labels = [f"#{track_id} {class_names[c]}" for track_id, c in zip(track_ids, instances.gt_classes.tolist())]
+    masks, boxes = instances.gt_masks.tensor.numpy(), instances.gt_boxes.tensor.numpy()
+    return draw_tracks_and_crowds(frame_bgr, masks, boxes, labels, track_ids, instances.gt_crowd.numpy())
 
 
 def loader_image_to_bgr(image: torch.Tensor, image_format: str) -> np.ndarray:
@@ -134,23 +116,6 @@ def dataset_inputs(names) -> list:
     """The files and folders the datasets ``names`` are read from (annotation file, image root)."""
     metadata = [MetadataCatalog.get(name) for name in names]
     return [path for m in metadata for path in (m.get("json_file", None), m.get("image_root", None)) if path]
-
-
-class WrittenFiles:
-    """The files and folders a run writes, so that a failed run removes them again (:meth:`remove`)."""
-
-    def __init__(self):
-        self.paths = []
-        self.folders = CreatedFolders()
-
-    def add(self, path: str) -> None:
-        self.paths.append(path)
-
-    def remove(self) -> None:
-        for path in self.paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
-        self.folders.remove_empty()
 
 
 def videos_to_draw(names, count) -> list:
@@ -179,21 +144,16 @@ def write_annotated_video(record: dict, class_names: list, folder: str, written:
     num_frames = len(record["file_names"])
     # A split without annotations (e.g. a test split in DATASETS.TRAIN) shows its bare frames.
     objects_per_frame = record.get("annotations") or [[] for _ in range(num_frames)]
-    strip_indices = strip_frame_indices(num_frames, STRIP_FRAMES)
-    sink = FrameSink(os.path.join(folder, f"{record['video_id']}.mp4"), DEFAULT_FPS, *size)
-    strip = []
-    try:
-        for index, objects in enumerate(objects_per_frame):
-            frame = read_video_frame(record, index, "BGR")
-            drawn = draw_ground_truth(frame, frame_objects_to_instances(objects, NO_TRANSFORM, size, size), class_names)
-            sink.write(drawn)
-            if index in strip_indices:
-                strip.append(drawn)
-        written.add(sink.commit())
-    except BaseException:
-        sink.discard()
-        raise
-    written.add(write_strip(os.path.join(folder, f"{record['video_id']}_strip.png"), strip, what="--output"))
+    drawn = (
+        draw_ground_truth(
+            read_video_frame(record, index, "BGR"),
+            frame_objects_to_instances(objects, NO_TRANSFORM, size, size),
+            class_names,
+        )
+        for index, objects in enumerate(objects_per_frame)
+    )
+    video, strip = (os.path.join(folder, f"{record['video_id']}{suffix}") for suffix in (".mp4", "_strip.png"))
+    written.add(*write_video_and_strip(video, strip, drawn, num_frames, DEFAULT_FPS, STRIP_FRAMES))
 
 
 def draw_annotations(cfg, output: str, count, written: WrittenFiles) -> dict:
@@ -244,14 +204,8 @@ def visualize(argv=None) -> int:
     output = os.path.abspath(args.output)
     refuse_overwriting_inputs(output, [args.config_file] + dataset_inputs(cfg.DATASETS.TRAIN))
     draw = draw_annotations if args.source == "annotation" else draw_loader_pairs
-    written = WrittenFiles()
-    try:
+    with WrittenFiles().removed_on_failure(output) as written:  # no partial output
         summary = draw(cfg, output, args.count, written)
-    except BaseException as e:  # bad data, the disk, Ctrl-C, SIGTERM, a bug: no partial output
-        written.remove()
-        if isinstance(e, OSError) and not isinstance(e, UserError):  # full, read-only, removed meanwhile
-            raise InvalidInput(f"{e} (the files this run wrote under {output} were removed)") from e
-        raise
     print(json.dumps({"output": output, **summary, "files": len(written.paths)}))
     return 0
 

@@ -38,10 +38,13 @@ from .video_writer import (
     VIDEO_SUFFIXES,
     FrameSink,
     draw_tracks,
+    draw_tracks_and_crowds,
+    hatch_region,
     output_kind,
     strip_frame_indices,
     track_color,
     write_strip,
+    write_video_and_strip,
 )
 
 __all__ = [
@@ -70,6 +73,8 @@ __all__ = [
     "register_coco_mapped_instances",
     "dataset_class_names",
     "draw_tracks",
+    "draw_tracks_and_crowds",
+    "hatch_region",
     "output_kind",
     "register_config_datasets",
     "register_ytvis_instances",
@@ -77,5 +82,6 @@ __all__ = [
     "strip_frame_indices",
     "track_color",
     "write_strip",
+    "write_video_and_strip",
     "write_synthetic_video",
 ]

@@ -2,16 +2,19 @@
 (predicted tracks) and ``tools/visualize_data.py`` (ground-truth tracks).
 
 - :func:`draw_tracks`: masks, boxes and labels over a frame, one colour per track id
-  (:func:`track_color`, stable over a video and across runs);
+  (:func:`track_color`, stable over a video and across runs); :func:`draw_tracks_and_crowds`
+  also greys and hatches crowd regions (:func:`hatch_region`), as ground truth is shown;
 - :class:`FrameSink`: frames into an H.264 video or a folder of PNGs, whole or not at all;
 - :func:`write_strip`: a few frames side by side as one image, written atomically;
+  :func:`write_video_and_strip`: a video's every frame and a strip of a few, both or neither;
 - :func:`output_kind`, :func:`strip_frame_indices`: what an output path is, which frames a strip
   shows.
 """
+import itertools
 import os
 import shutil
 import tempfile
-from typing import List, Optional, Sequence, Set
+from typing import Iterable, List, Optional, Sequence, Set
 
 import av
 import cv2
@@ -26,16 +29,22 @@ __all__ = [
     "STRIP_SUFFIXES",
     "VIDEO_SUFFIXES",
     "draw_tracks",
+    "draw_tracks_and_crowds",
+    "hatch_region",
     "output_kind",
     "strip_frame_indices",
     "track_color",
     "write_strip",
+    "write_video_and_strip",
 ]
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 # What cv2.imencode writes for a strip.
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TRACK_PALETTE = colormap(rgb=True, maximum=1)
+# Crowd regions: diagonal stripes of this period (pixels), half of them dark, over the greyed frame.
+HATCH_PERIOD = 6
+HATCH_STRIPE_BGR = (40, 40, 40)
 
 
 def track_color(track_id: int) -> np.ndarray:
@@ -62,6 +71,36 @@ def draw_tracks(
         alpha=0.5,
     )
     return drawn.get_image()[:, :, ::-1]
+
+
+def hatch_region(frame_bgr: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """A copy of the (H, W, 3) BGR frame with the (H, W) bool ``region`` in grey, crossed by
+    diagonal stripes: unlike any object's colour overlay, and without an identity."""
+    hatched = frame_bgr.copy()
+    rows, columns = np.indices(region.shape)
+    stripes = region & ((rows + columns) % HATCH_PERIOD < HATCH_PERIOD // 2)
+    hatched[region] = frame_bgr[region].mean(axis=1, keepdims=True).astype(np.uint8)
+    hatched[stripes] = HATCH_STRIPE_BGR
+    return hatched
+
+
+def draw_tracks_and_crowds(
+    frame_bgr: np.ndarray,
+    masks: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[str],
+    track_ids: Sequence[int],
+    crowd: Sequence[bool],
+) -> np.ndarray:
+    """:func:`draw_tracks` of N objects, except that those marked ``crowd`` (N bools) are drawn
+    as one hatched region without label (:func:`hatch_region`): areas that training and the
+    metric ignore. ``masks`` (N, H, W) bool, ``boxes`` (N, 4) XYXY. Returns (H, W, 3) BGR."""
+    crowd = np.asarray(crowd, dtype=bool).reshape(-1)
+    frame_bgr = hatch_region(frame_bgr, masks[crowd].any(axis=0))
+    objects = np.flatnonzero(~crowd)
+    return draw_tracks(
+        frame_bgr, masks[objects], boxes[objects], [labels[i] for i in objects], [track_ids[i] for i in objects]
+    )
 
 
 def output_kind(output: str) -> str:
@@ -167,3 +206,37 @@ def write_strip(path: str, frames: List[np.ndarray], what: str = "--strip") -> s
         folders.remove_empty()
         raise InvalidInput(f"{what} {path}: cannot write it ({e})") from e
     return os.path.abspath(path)
+
+
+def write_video_and_strip(
+    video_path: str,
+    strip_path: str,
+    frames: Iterable[np.ndarray],
+    num_frames: int,
+    fps: float,
+    strip_frames: int,
+    what: str = "--output",
+) -> List[str]:
+    """The ``num_frames`` (H, W, 3) BGR ``frames`` (all of one size; read one at a time) as an
+    H.264 video at ``video_path``, and ``strip_frames`` evenly spaced ones side by side at
+    ``strip_path`` (:func:`write_strip`). Both are written or neither: a failure midway removes
+    the video. Returns their absolute paths."""
+    frames = iter(frames)
+    first = next(frames)
+    strip_indices = strip_frame_indices(num_frames, strip_frames)
+    sink = FrameSink(video_path, fps, *first.shape[:2])
+    strip = []
+    try:
+        for index, frame in enumerate(itertools.chain([first], frames)):
+            sink.write(frame)
+            if index in strip_indices:
+                strip.append(frame)
+        video = sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    try:
+        return [video, write_strip(strip_path, strip, what)]
+    except BaseException:
+        os.remove(video)
+        raise

@@ -134,8 +134,9 @@ def predictions_to_results(
         output: the model's output for it, N entries (a track, or a track under one of its
             classes): ``"image_size"`` (H, W), ``"pred_scores"`` (N floats), ``"pred_labels"``
             (N contiguous category ids), ``"pred_masks"`` (N lists of T (H, W) bool/uint8
-            tensors or arrays, None where the track is absent; entries of one track may share
-            the same list, which is then encoded once).
+            tensors or arrays, or compressed RLE dicts already (a stream's, encoded per frame
+            by :func:`~sgnet.formats.rle.encode_masks`), None where the track is absent; entries
+            of one track may share the same list, which is then encoded once).
         dataset_category_id: contiguous id -> dataset category id.
 
     Returns:
@@ -161,7 +162,7 @@ def predictions_to_results(
             raise ValueError(f"video {video_id}: label {int(label)} is no category of the dataset")
         if id(track_masks) not in encoded:  # `masks` holds every list, so ids are not reused
             _check_track_masks(track_masks, video_id, length, size)
-            encoded[id(track_masks)] = encode_masks(track_masks)
+            encoded[id(track_masks)] = _encode_track(track_masks)
         records.append(
             {
                 "video_id": video_id,
@@ -173,11 +174,18 @@ def predictions_to_results(
     return records
 
 
+def _encode_track(track_masks) -> List[Optional[dict]]:
+    """Compressed RLE per frame: masks encoded, RLE dicts (encoded already) kept."""
+    raw = [None if isinstance(mask, dict) else mask for mask in track_masks]
+    return [mask if isinstance(mask, dict) else rle for mask, rle in zip(track_masks, encode_masks(raw))]
+
+
 def _check_track_masks(track_masks, video_id, length, size):
     if len(track_masks) != length:
         raise ValueError(f"video {video_id}: a track has {len(track_masks)} frames, not {length}")
     for t, mask in enumerate(track_masks):
-        if mask is not None and tuple(mask.shape) != size:
+        shape = None if mask is None else tuple(mask["size"] if isinstance(mask, dict) else mask.shape)
+        if shape is not None and shape != size:
             raise ValueError(
-                f"video {video_id}, frame {t}: mask of shape {tuple(mask.shape)}, not {size}"
+                f"video {video_id}, frame {t}: mask of shape {shape}, not {size}"
             )

@@ -5,6 +5,7 @@ An evaluation track is a dict, because pycocotools' ``COCOeval`` reads and annot
 - ``id`` (int): 1-based, unique within the ground truth or within the results (COCOeval uses 0
   for "unmatched", so file ids are not used: a ground-truth file may number from 0).
 - ``video_id``, ``category_id`` (int): as in the files (dataset category ids).
+- ``annotation_id`` (int): ground truth only, the annotation's id in the file (to name it).
 - ``iscrowd`` (int): from the annotation; 0 for results.
 - ``score`` (float): results only.
 - ``segmentations``: T entries, compressed RLE or None, T = the video's length.
@@ -82,6 +83,7 @@ def _ground_truth_track(track_id: int, track: Track, video: Video) -> dict:
     frame_areas = _frame_areas(rles)
     return {
         "id": track_id,
+        "annotation_id": track.id,
         "video_id": track.video_id,
         "category_id": track.category_id,
         "iscrowd": track.iscrowd,

@@ -24,7 +24,7 @@ from ..formats.ytvis import Category
 from .tracks import YTVISGroundTruth, load_ground_truth, load_results
 from .video_overlaps import compute_video_overlaps, count_identity_switches
 
-__all__ = ["YTVISeval", "evaluate_ytvis", "VIDEO_AREA_RANGES"]
+__all__ = ["YTVISeval", "evaluate_ytvis", "run_ytvis_eval", "per_category_ap", "summary_ap", "VIDEO_AREA_RANGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,11 @@ class YTVISeval(COCOeval):
             switches[video_id] = sum(count_identity_switches(overlaps.frame_match[non_crowd]))
         return switches
 
+    def video_iou(self, prediction: dict, truth: dict) -> float:
+        """The video IoU of two evaluation tracks of one video (a crowd's share of the
+        prediction for a crowd ``truth``), as the matching uses it; after ``evaluate()``."""
+        return float(self.overlaps[truth["video_id"]].iou[self._row[prediction["id"]], self._col[truth["id"]]])
+
 
 def _group_by_video_and_category(tracks: List[dict]) -> Dict[tuple, List[dict]]:
     groups = defaultdict(list)
@@ -177,22 +182,32 @@ def evaluate_ytvis(
     )
     if not predictions:
         logger.warning("No predictions: every AP and AR is 0.")
-    coco_eval = YTVISeval(truth, predictions)
-    for step in (coco_eval.evaluate, coco_eval.accumulate, coco_eval.summarize):
-        with _prints_to_log():
-            step()
+    coco_eval = run_ytvis_eval(truth, predictions)
+    with _prints_to_log():
+        coco_eval.summarize()
     segm = {name: _percent(coco_eval.stats[i]) for i, name in enumerate(SUMMARY_METRICS)}
     switches = sum(coco_eval.identity_switches().values())
     tracking = {"IDSW": switches, "IDSW_per_video": switches / len(truth.videos)}
     logger.info("YouTube-VIS segm metrics:\n" + create_small_table({**segm, **tracking}))
     if per_class:
-        per_category = _per_category_ap(coco_eval, truth.categories)
+        per_category = per_category_ap(coco_eval, truth.categories)
         logger.info(
             "Per-category segm AP:\n"
             + tabulate(per_category.items(), headers=["category", "AP"], floatfmt=".3f")
         )
-        segm.update(per_category)
+        segm.update((f"AP-{name}", ap) for name, ap in per_category.items())
     return {"segm": segm, "tracking": tracking}
+
+
+def run_ytvis_eval(truth: YTVISGroundTruth, predictions: List[dict]) -> YTVISeval:
+    """The metric's :class:`YTVISeval` of ``predictions`` (from :func:`load_results`) against
+    ``truth``, evaluated and accumulated (pycocotools' prints go to the log): ready for
+    ``summarize()``, :func:`per_category_ap` and the per-video figures of :mod:`.per_video`."""
+    coco_eval = YTVISeval(truth, predictions)
+    for step in (coco_eval.evaluate, coco_eval.accumulate):
+        with _prints_to_log():
+            step()
+    return coco_eval
 
 
 @contextlib.contextmanager
@@ -209,15 +224,25 @@ def _percent(value: float) -> float:
     return float(value * 100) if value >= 0 else math.nan
 
 
-def _per_category_ap(coco_eval: YTVISeval, categories: List[Category]) -> Dict[str, float]:
-    # precision: (iou thresholds, recall points, categories, area ranges, max dets); categories
-    # sorted by id as params.catIds; area range "all", maxDets 100.
-    precision = coco_eval.eval["precision"]
-    per_category = {}
-    for k, category in enumerate(categories):
-        values = precision[:, :, k, 0, -1]
-        values = values[values > -1]
-        per_category[f"AP-{category.name}"] = (
-            float(values.mean() * 100) if values.size else math.nan
-        )
-    return per_category
+def per_category_ap(coco_eval: YTVISeval, categories: List[Category]) -> Dict[str, float]:
+    """AP (0-100) per category name of an accumulated :class:`YTVISeval`, ``categories`` sorted
+    by id as its ``params.catIds``; NaN for a category without ground truth."""
+    precision = _all_area_precision(coco_eval)
+    return {category.name: _mean_precision(precision[:, :, k]) for k, category in enumerate(categories)}
+
+
+def summary_ap(coco_eval: YTVISeval) -> float:
+    """The AP (0-100) of an accumulated :class:`YTVISeval`: ``summarize()``'s ``stats[0]``
+    (over its categories, IoU thresholds and recall points), NaN without ground truth."""
+    return _mean_precision(_all_area_precision(coco_eval))
+
+
+def _all_area_precision(coco_eval: YTVISeval) -> np.ndarray:
+    """(iou thresholds, recall points, categories) precision at area range "all", maxDets 100."""
+    return coco_eval.eval["precision"][:, :, :, coco_eval.params.areaRngLbl.index("all"), -1]
+
+
+def _mean_precision(precision: np.ndarray) -> float:
+    # -1 marks what has no ground truth (pycocotools), left out of the mean as summarize() does.
+    values = precision[precision > -1]
+    return float(values.mean() * 100) if values.size else math.nan

@@ -1,6 +1,6 @@
 """Online video inference on any frame model: detect a frame, associate, accumulate a video."""
 from contextlib import nullcontext
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Optional
 
 from detectron2.structures import Instances
 from torch import Tensor
@@ -55,6 +55,12 @@ class OnlineVideoInference:
         # Indexing copies every (H, W) mask: skip it in the usual case where nothing is dropped.
         return instances if bool(kept.all()) else instances[kept]
 
+    def video_accumulator(self, num_frames: Optional[int], output_size) -> VideoTrackAccumulator:
+        """An empty accumulator of one video's tracks with this model's settings (those of
+        :meth:`inference_video`, and of a stream's results, ``num_frames`` None: see
+        :mod:`sgnet.predictor_outputs`)."""
+        return VideoTrackAccumulator(num_frames, output_size, self.num_classes, self.track_label_rule, self.classes_per_track)
+
     def inference_video(self, video: dict) -> dict:
         """One video dict (``"image"``: list of (C, H, W) frames, ``"height"``, ``"width"``) ->
         ``{"image_size", "pred_scores", "pred_labels", "pred_masks"}`` (see
@@ -62,9 +68,7 @@ class OnlineVideoInference:
         frames = video["image"]
         output_size = (video.get("height", frames[0].shape[-2]), video.get("width", frames[0].shape[-1]))
         memory = TrackMemory()
-        accumulator = VideoTrackAccumulator(
-            len(frames), output_size, self.num_classes, self.track_label_rule, self.classes_per_track
-        )
+        accumulator = self.video_accumulator(len(frames), output_size)
         for frame_index, frame in enumerate(frames):
             instances = self.inference_frame(frame, output_size, memory)
             accumulator.add(

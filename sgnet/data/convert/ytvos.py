@@ -35,6 +35,7 @@ from PIL import Image
 
 from ...errors import InvalidInput, MissingInput
 from ...fileio import same_or_inside
+from ...formats.indexed_png import read_indexed_png
 from ...formats.records import read_json
 from .writer import YTVISWriter, image_size
 
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 VOID = 255  # the pixel value of regions no object is annotated in
 PROGRESS_EVERY = 100  # videos between progress lines (YouTube-VOS train has 3,471)
-_MASK_MODES = ("P", "L")  # PIL's 8-bit single-channel modes: palette indices, grayscale values
 
 # (video folder name, object id, where the id was found) -> the object's category id
 CategoryOf = Callable[[str, int, str], int]
@@ -161,25 +161,6 @@ def _video_folders(annotation_root: str) -> List[str]:
     return videos
 
 
-def _read_mask_png(path: str) -> np.ndarray:
-    """The (H, W) uint8 object ids of the mask PNG ``path`` (palette indices for a 'P' image:
-    converting to RGB would turn the ids into colours)."""
-    try:
-        image = Image.open(path)
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot be read as a PNG ({e})") from e
-    with image:
-        if image.format != "PNG" or image.mode not in _MASK_MODES:
-            raise InvalidInput(
-                f"{path}: is a {image.format} image of mode {image.mode}, not an 8-bit single-channel "
-                "(palette or grayscale) PNG of object ids"
-            )
-        try:
-            return np.array(image)
-        except (OSError, SyntaxError) as e:  # PIL reports a damaged PNG chunk as SyntaxError
-            raise InvalidInput(f"{path}: cannot be read as a PNG ({e})") from e
-
-
 def _add_video(writer: YTVISWriter, annotation_root: str, video: str, category_of: CategoryOf) -> None:
     """Add the video of the mask folder ``annotation_root/video``: its annotated frames and one
     track per object id."""
@@ -203,7 +184,7 @@ def _add_video(writer: YTVISWriter, annotation_root: str, video: str, category_o
                 f"{image_path}: the frame is {size[1]}x{size[0]} but the video's first frame "
                 f"{file_names[0]} is {width}x{height}"
             )
-        label = _read_mask_png(png_path)
+        label = read_indexed_png(png_path, allow_16_bit=False)  # ids above 255 would escape VOID
         if label.shape != size:
             raise InvalidInput(
                 f"{png_path}: the mask is {label.shape[1]}x{label.shape[0]} but its frame {image_path} is {width}x{height}"
