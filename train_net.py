@@ -25,11 +25,17 @@ from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer
+from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer, checkpoint_class_names
 from sgnet.compat import default_trainer, set_amp_precision
 from sgnet.config import load_config
-from sgnet.config_checks import check_dataset_classes, training_classes
-from sgnet.data import YTVISVideoTestMapper, build_sgnet_train_loader, get_ytvis_dataset_dicts, register_config_datasets
+from sgnet.config_checks import check_dataset_classes, check_model_classes, training_classes
+from sgnet.data import (
+    YTVISVideoTestMapper,
+    build_sgnet_train_loader,
+    dataset_class_names,
+    get_ytvis_dataset_dicts,
+    register_config_datasets,
+)
 from sgnet.errors import InvalidInput, run_main
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
@@ -134,7 +140,12 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        build_checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        loaded = build_checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        check_model_classes(
+            checkpoint_class_names(loaded), cfg.MODEL.WEIGHTS, cfg.MODEL.SGNET.NUM_CLASSES,
+            {name: dataset_class_names(name) for name in cfg.DATASETS.TEST},
+            "evaluate it on a dataset of its classes",
+        )  # fmt: skip
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -177,6 +177,36 @@ def first_difference(a: Sequence[str], b: Sequence[str]) -> str:
     return f"one has {len(a)} classes, the other {len(b)}"
 
 
+def check_model_classes(
+    recorded: Optional[List[str]], source: str, num_classes: Optional[int], tests: dict, hint: str
+) -> None:
+    """
+    Refuse the class names a model records (``recorded``, from ``source``; None: it records
+    none) where they cannot be what its labels mean.
+
+    Args:
+        num_classes: ``MODEL.SGNET.NUM_CLASSES`` of the model the weights are loaded into, whose
+            classifier is built anew when the counts differ (its labels then mean nothing yet);
+            None where the model's own file fixes the count (an exported model).
+        tests: test dataset name -> its class names (None when unknown): other names are refused.
+        hint: what the user can do about other names, ending the message.
+    """
+    if recorded is None:
+        return
+    if num_classes is not None and len(recorded) != num_classes:
+        raise InvalidInput(
+            f"{source} records {len(recorded)} classes ({', '.join(recorded)}) but MODEL.SGNET.NUM_CLASSES is "
+            f"{num_classes}: its classifier would not be loaded and its labels would mean nothing; "
+            f"set MODEL.SGNET.NUM_CLASSES {len(recorded)}"
+        )
+    for name, classes in tests.items():
+        if classes is not None and classes != recorded:
+            raise InvalidInput(
+                f"DATASETS.TEST {name!r} and {source} name their classes differently ({first_difference(recorded, classes)}): "
+                f"the model's labels would mean other classes; {hint}"
+            )
+
+
 def check_dataset_classes(cfg, required: Sequence[str] = ("TRAIN", "TEST")) -> None:
     """
     Raise :class:`InvalidInput` when a dataset of ``DATASETS.<split>`` for a split in

@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 
 from .checkpoint import build_checkpointer, checkpoint_category_ids, checkpoint_class_names
-from .config_checks import first_difference
+from .config_checks import check_model_classes
 from .data import dataset_class_names, register_config_datasets
 from .errors import InvalidInput
 from .tracking import TrackMemory
@@ -60,11 +60,13 @@ class VideoPredictor:
             if cfg.MODEL.WEIGHTS:
                 loaded = build_checkpointer(cfg, model).load(cfg.MODEL.WEIGHTS)
             recorded, recorded_ids = checkpoint_class_names(loaded), checkpoint_category_ids(loaded)
+            num_classes = cfg.MODEL.SGNET.NUM_CLASSES
         else:
             recorded, source = getattr(model, "class_names", None), getattr(model, "path", "the model")
             recorded_ids = None  # exported files record class names only
+            num_classes = None  # the exported file's classifier is its own
         self.model = model
-        self.class_names = _class_names(cfg, recorded, source)
+        self.class_names = _class_names(cfg, recorded, source, num_classes)
         self.category_ids = _category_ids(cfg, recorded_ids)
         self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
         self.input_format = cfg.INPUT.FORMAT
@@ -87,18 +89,13 @@ class VideoPredictor:
             yield frame, instances.to("cpu")
 
 
-def _class_names(cfg, recorded: Optional[List[str]], source: str) -> Optional[List[str]]:
+def _class_names(cfg, recorded: Optional[List[str]], source: str, num_classes: Optional[int]) -> Optional[List[str]]:
     """The test set's class names, checked against those the model records (``recorded``, from
-    ``source``); the recorded ones without a test set."""
-    if not cfg.DATASETS.TEST:
-        return recorded
-    name = cfg.DATASETS.TEST[0]
-    test = dataset_class_names(name)
-    if test is not None and recorded is not None and test != recorded:
-        raise InvalidInput(
-            f"DATASETS.TEST {name!r} and {source} name their classes differently ({first_difference(recorded, test)}): "
-            "the model's labels would mean other classes; leave DATASETS.TEST empty to use the model's"
-        )
+    ``source``, for a model of ``num_classes`` classes: :func:`check_model_classes`); the
+    recorded ones without a test set."""
+    test = dataset_class_names(cfg.DATASETS.TEST[0]) if cfg.DATASETS.TEST else None
+    tests = {cfg.DATASETS.TEST[0]: test} if cfg.DATASETS.TEST else {}
+    check_model_classes(recorded, source, num_classes, tests, "leave DATASETS.TEST empty to use the model's")
     return test if test is not None else recorded
 
 

@@ -21,7 +21,6 @@
 """
 import json
 import os
-import re
 import shutil
 import tempfile
 from typing import Dict, List, Optional, Sequence

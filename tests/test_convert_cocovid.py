@@ -238,9 +238,31 @@ def test_output_over_the_source_or_a_file_in_the_image_root_is_refused(tmp_path,
     assert f"--output {tmp_path / target}" in refused_leaving_files_as_they_were(argv, capsys, tmp_path)
 
 
-def test_output_new_in_the_image_root_is_written(tmp_path, capsys):
-    """A new file beside the frames overwrites nothing, and is a place users choose."""
+def test_output_anywhere_in_the_image_root_is_refused(tmp_path, capsys):
+    """The frames' folder is never written to, so a rerun of the same command is refused the
+    same way (not written once, then refused as a file of the user's)."""
     _write_source(tmp_path, CONTENT)
     argv = _argv(tmp_path)
     argv[argv.index("--output") + 1] = str(tmp_path / "images" / "train.json")
-    assert run_convert(argv, capsys)["videos"] == 2
+    assert "is inside the image root" in convert_error(argv, capsys, absent=tmp_path / "images" / "train.json")
+
+
+def test_a_segmentation_covering_no_pixel_is_refused(tmp_path, capsys):
+    """Written as absent, it would be ground truth no prediction can match (AP below 100 for a
+    perfect model)."""
+    content = copy.deepcopy(CONTENT)
+    content["annotations"][0]["segmentation"] = [[100, 100, 200, 100, 200, 200]]  # outside the frame
+    _write_source(tmp_path, content)
+    assert "covers no pixel of the 32x24 frame" in convert_error(_argv(tmp_path), capsys, absent=tmp_path / "out")
+
+
+def test_a_source_without_videos_is_refused(tmp_path, capsys):
+    _write_source(tmp_path, {**CONTENT, "videos": [], "images": [], "annotations": []})
+    assert "the source holds no videos" in convert_error(_argv(tmp_path), capsys, absent=tmp_path / "out")
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    _write_source(tmp_path, CONTENT)
+    argv = _argv(tmp_path)
+    argv[argv.index("--output") + 1] = str(tmp_path / "src.json" / "out.json")  # a parent that is a file
+    assert "cannot write it" in convert_error(argv, capsys)

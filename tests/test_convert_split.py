@@ -13,6 +13,7 @@ import pytest
 from convert_fixtures import convert_error, run_convert
 from sgnet.data.convert import split as split_module
 from sgnet.data.convert.split import split_videos
+from sgnet.errors import InvalidInput
 from sgnet.formats.rle import mask_to_uncompressed_rle
 from sgnet.formats.video_split import held_out
 from sgnet.formats.ytvis import read_ytvis_annotations
@@ -180,7 +181,36 @@ def test_failed_second_write_leaves_neither_file(in_json, tmp_path, capsys, monk
 
     monkeypatch.setattr(split_module.StagedFile, "commit", commit_then_fail)
     out = tmp_path / "new" / "parts"
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InvalidInput, match="cannot write train.json and valid.json there \\(disk full\\)"):
         split_module.write_split(str(in_json), str(out), 0.5, 0)
     assert calls == [str(out / "train.json"), str(out / "valid.json")]
     assert not (tmp_path / "new").exists()  # the files, their staging files and the folders made
+
+
+def test_failed_second_write_gives_back_the_previous_files(in_json, tmp_path, monkeypatch):
+    """A rerun into a folder holding an earlier split: the earlier train.json, replaced first, is
+    back when valid.json cannot be written, and nothing else is left there."""
+    out = tmp_path / "parts"
+    out.mkdir()
+    (out / "train.json").write_text("earlier train")
+    (out / "valid.json").write_text("earlier valid")
+    commit = split_module.StagedFile.commit
+
+    def fail_on_valid(staged):
+        if staged.path.endswith("valid.json"):
+            raise OSError("disk full")
+        return commit(staged)
+
+    monkeypatch.setattr(split_module.StagedFile, "commit", fail_on_valid)
+    with pytest.raises(InvalidInput):
+        split_module.write_split(str(in_json), str(out), 0.5, 0)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"train.json": "earlier train", "valid.json": "earlier valid"}
+
+
+def test_a_target_that_is_a_folder_is_refused_before_writing(in_json, tmp_path, capsys):
+    out = tmp_path / "parts"
+    (out / "valid.json").mkdir(parents=True)
+    (out / "train.json").write_text("earlier train")
+    error = convert_error(["split", str(in_json), "--val-fraction", "0.5", "--output", str(out)], capsys)
+    assert f"{out / 'valid.json'} is a folder" in error
+    assert (out / "train.json").read_text() == "earlier train" and sorted(p.name for p in out.iterdir()) == ["train.json", "valid.json"]

@@ -214,3 +214,27 @@ def test_output_over_a_source_file_is_refused(source, capsys, relative):
     target = source / relative
     error = refused_leaving_files_as_they_were(["ytvos", str(source), "--output", str(target)], capsys, source)
     assert f"--output {target}" in error
+
+
+def test_unpadded_frame_numbers_are_in_number_order(tmp_path, capsys):
+    """0.png, 5.png, 10.png: frame 5 before frame 10 (name order would put 10 second)."""
+    for folder in ("JPEGImages/clip", "Annotations/clip"):
+        os.makedirs(tmp_path / folder)
+    for t in (0, 5, 10):
+        Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "JPEGImages" / "clip" / f"{t}.jpg")
+        _save_mask(tmp_path / "Annotations" / "clip" / f"{t}.png", _labels((1, t, 0, t + 8, 8)), "L")
+    summary = run_convert(_argv(tmp_path, "--category", "thing"), capsys)
+    written = json.loads(open(summary["json"]).read())
+    assert written["videos"][0]["file_names"] == ["clip/0.jpg", "clip/5.jpg", "clip/10.jpg"]
+    (frames,) = loaded_tracks(summary)
+    assert [int(np.nonzero(objects[1][2])[1].min()) for objects in frames] == [0, 5, 10]
+
+
+def test_binary_masks_of_0_and_255_are_refused_with_the_reason(tmp_path, capsys):
+    """255 is void: a 0/255 mask has no object, and converting it to nothing would be silent."""
+    for folder in ("JPEGImages/clip", "Annotations/clip"):
+        os.makedirs(tmp_path / folder)
+    Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "JPEGImages" / "clip" / "00000.jpg")
+    _save_mask(tmp_path / "Annotations" / "clip" / "00000.png", _labels(void=(0, 0, 10, 10)), "L")
+    error = convert_error(_argv(tmp_path, "--category", "thing"), capsys, absent=tmp_path / "out")
+    assert "no mask PNG holds an object id (1-254); a binary mask of 0 and 255" in error

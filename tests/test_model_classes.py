@@ -70,3 +70,10 @@ def test_a_test_set_with_the_same_classes_is_used_and_other_classes_are_refused(
         )
         # A checkpoint without classes takes the test set's.
         assert VideoPredictor(predictor_cfg(weights["without_classes"], ("other_val",))).class_names == ["cat", "wolf", "fish"]
+
+
+def test_a_checkpoint_recording_another_class_count_than_the_model_is_refused(weights):
+    """Its classifier would not load (detectron2 skips a shape mismatch): labels of a random head."""
+    with pytest.raises(InvalidInput) as error:
+        VideoPredictor(tiny_cfg(**{"MODEL.SGNET.NUM_CLASSES": 2, "MODEL.WEIGHTS": weights["with_classes"], "DATASETS.TEST": (), "TEST.CLASSES_PER_TRACK": 1}))
+    assert str(error.value).startswith(f"{weights['with_classes']} records 3 classes (cat, dog, fish) but MODEL.SGNET.NUM_CLASSES is 2")

@@ -37,10 +37,10 @@ def registered(datasets_root):
         yield {name: DatasetCatalog.get(name) for name in SPLITS}
 
 
-def _held_out_by_hand(video: dict) -> bool:
-    """The documented rule, written out: sha256 of "0:<folder of the first frame>" over 2**256
-    below 0.1."""
-    folder = os.path.basename(os.path.dirname(video["file_names"][0]))
+def _held_out_by_hand(video: dict, image_root: str) -> bool:
+    """The documented rule, written out: sha256 of "0:<folder of the first frame>" (relative to
+    the image root, as the json names it) over 2**256 below 0.1."""
+    folder = os.path.dirname(os.path.relpath(video["file_names"][0], image_root)).replace(os.sep, "/")
     return int(hashlib.sha256(f"0:{folder}".encode()).hexdigest(), 16) / 2**256 < 0.1
 
 
@@ -50,7 +50,8 @@ def test_sub_splits_are_disjoint_complete_and_the_documented_rule(registered):
     train_ids = {video["video_id"] for video in train_sub}
     assert len(train) == NUM_VIDEOS and 0 < len(val_sub) < NUM_VIDEOS / 2
     assert not val_ids & train_ids and val_ids | train_ids == {video["video_id"] for video in train}
-    assert val_ids == {video["video_id"] for video in train if _held_out_by_hand(video)}
+    image_root = MetadataCatalog.get("ytvis_2019_train").image_root
+    assert val_ids == {video["video_id"] for video in train if _held_out_by_hand(video, image_root)}
     # Each part holds the train split's records of its videos, annotations included.
     by_id = {video["video_id"]: video for video in train}
     assert all(video == by_id[video["video_id"]] for video in [*train_sub, *val_sub])

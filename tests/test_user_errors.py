@@ -7,7 +7,6 @@ The apps run in this process through their ``cli`` / ``main`` (each returns the 
 import contextlib
 import hashlib
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -371,3 +370,19 @@ def test_predictor_takes_grayscale_and_bgra_frames_as_their_bgr_equivalent(rando
 def test_frames_the_model_cannot_take_are_refused_naming_shape_or_type(frame, message):
     with pytest.raises(InvalidInput, match=message):
         as_bgr(frame)
+
+
+def test_eval_only_refuses_a_checkpoint_of_other_classes_than_the_test_set(train_net, capsys, tmp_path):
+    """Scored anyway, the model's label i would count as the test set's class i: silently wrong AP."""
+    from detectron2.modeling import build_model
+
+    from sgnet.checkpoint import SGNetCheckpointer
+
+    cfg = load_config(str(TOY_CONFIG), ["MODEL.DEVICE", "cpu"])
+    SGNetCheckpointer(build_model(cfg), str(tmp_path), classes={"names": ["disc", "wheel", "triangle"], "dataset_ids": [1, 2, 3]}).save("other")
+    argv = ["--config-file", str(TOY_CONFIG), "--eval-only", "MODEL.WEIGHTS", str(tmp_path / "other.pth"), "OUTPUT_DIR", str(tmp_path / "run")]
+    with log_handlers_restored():
+        assert train_net.cli(argv) == 2
+    line = one_error_line(capsys, "train_net.py")
+    assert f"DATASETS.TEST 'sgnet_toy_val' and {tmp_path / 'other.pth'} name their classes differently" in line
+    assert "class 1 is 'wheel' in one and 'square' in the other" in line and "evaluate it on a dataset of its classes" in line

@@ -11,7 +11,6 @@ from the last checkpoint (a finished training is only evaluated again).
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time

@@ -28,8 +28,8 @@ class YTVISEvaluator(DatasetEvaluator):
     The dataset's metadata must have ``json_file`` (its YouTube-VIS annotation json) and
     ``thing_dataset_id_to_contiguous_id``; a ``video_split`` (a
     :class:`~sgnet.formats.video_split.VideoSplit`) makes the dataset that part of the file's
-    videos, and only their ground truth is scored. Both are read from ``MetadataCatalog`` when used, not
-    when the evaluator is built: the dataset's loader sets the file's categories when it runs,
+    videos, and only their ground truth is scored. They are read from ``MetadataCatalog`` when used,
+    not when the evaluator is built: the dataset's loader sets the file's categories when it runs,
     which may be after (``DefaultTrainer.test(cfg, model, evaluators)`` builds them first).
     """
 

@@ -24,16 +24,11 @@ Rules:
 - an instance has one ``category_id`` and one ``iscrowd`` in its video, and at most one
   annotation per image; an annotation's segmentation may not be null.
 Each problem is one line naming the file, the record (``annotation #i (id N)``) and the problem.
-
-:func:`check_segmentations` and :func:`decode_track` are the converters' one way from a source's
-segmentations to masks (:mod:`.mots` uses them too).
 """
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import Dict, List
 
 from ...errors import InvalidInput
 from ...formats.records import (
@@ -44,11 +39,9 @@ from ...formats.records import (
     read_json,
     require_file_kind,
 )
-from ...formats.rle import segmentation_to_mask
-from ...formats.segmentation import find_segmentation_problem
-from .writer import YTVISWriter
+from .writer import YTVISWriter, check_segmentations, decode_track
 
-__all__ = ["HELP", "add_arguments", "run", "convert_cocovid", "check_segmentations", "decode_track"]
+__all__ = ["HELP", "add_arguments", "run", "convert_cocovid"]
 
 HELP = "mmdetection 3.x / mmtracking COCO-video json (videos, images with frame_id, annotations with instance_id)."
 
@@ -67,33 +60,6 @@ def run(args) -> dict:
     return convert_cocovid(args.src, args.image_root, args.output)
 
 
-# ---------------------------------------------------------------------------------------------
-# Shared with the other converters: segmentations checked completely, then decoded
-# ---------------------------------------------------------------------------------------------
-def check_segmentations(
-    segmentations: Sequence, height: int, width: int, position: Callable[[int], str], *, polygons: bool = True
-) -> None:
-    """
-    Check segmentations of frames of one size (RLE dicts, polygons if ``polygons``) completely
-    before anything decodes them: pycocotools validates nothing and reads past the end of a
-    truncated compressed RLE.
-
-    Raises:
-        InvalidInput: ``position(i)`` of the first invalid entry ``i``, then the problem.
-    """
-    problem = find_segmentation_problem(segmentations, height, width, polygons=polygons)
-    if problem:
-        index, sentence = problem
-        raise InvalidInput(f"{position(index)}: {sentence}")
-
-
-def decode_track(segmentations: Sequence, height: int, width: int) -> List[Optional[np.ndarray]]:
-    """A track's checked per-frame segmentations (None where absent) -> per frame an
-    (height, width) bool mask, or None."""
-    return [None if s is None else segmentation_to_mask(s, height, width).astype(bool) for s in segmentations]
-
-
-# ---------------------------------------------------------------------------------------------
 def _is_str(value) -> bool:
     return isinstance(value, str)
 

@@ -35,8 +35,7 @@ from typing import Dict, List, Tuple
 import pycocotools.mask as mask_util
 
 from ...errors import InvalidInput, MissingInput
-from .cocovid import check_segmentations, decode_track
-from .writer import YTVISWriter, image_size
+from .writer import YTVISWriter, check_segmentations, decode_track, image_size
 
 __all__ = ["HELP", "add_arguments", "run", "parse_classes", "convert_mots", "IGNORE_CLASS"]
 

@@ -10,9 +10,11 @@ Videos are split by :mod:`sgnet.formats.video_split`'s rule (a seeded sha256 of 
 folder name: the same on every machine and process, whatever the file's order); the builtin
 ``*_sub`` datasets use the same rule.
 """
+import contextlib
 import json
 import math
 import os
+import shutil
 from typing import Dict, List, Tuple
 
 from ...errors import InvalidInput
@@ -85,8 +87,8 @@ def write_split(src: str, output_dir: str, fraction: float, seed: int) -> dict:
 
 
 def _check_both_parts(videos: List[dict], fraction: float, seed: int, src: str) -> None:
-    """Raise :class:`InvalidInput` when the videos cannot be told apart by folder, or a part would
-    have no video (suggesting a fraction that gives the empty part one)."""
+    """Raise :class:`InvalidInput` when a video's first file has no folder, or a part would have
+    no video (suggesting a fraction that gives the empty part one)."""
     if len(videos) < 2:
         raise InvalidInput(f"{src}: has {len(videos)} video(s); a split into two parts needs at least 2")
     folders = [video_folder(video["file_names"], f"{src}: video {video['id']}") for video in videos]
@@ -109,10 +111,16 @@ def _check_both_parts(videos: List[dict], fraction: float, seed: int, src: str) 
 
 def _write_together(contents: Dict[str, dict], folder: str) -> None:
     """Write each json file of ``contents`` (path -> content) in ``folder``: all are written
-    under temporary names first and then moved into place, and a failure leaves none of them
-    (one already moved is removed again) nor a folder made for them."""
+    under temporary names first and then moved into place. A failure leaves the files as they
+    were before (a file already replaced gets its previous version back, a new one is removed)
+    and no folder made for them; a target that is a folder is refused before anything is
+    written, and a failure of the disk is one line."""
+    for path in contents:
+        if os.path.isdir(path):
+            raise InvalidInput(f"--output {folder}: {path} is a folder; remove it or choose another output folder")
     folders = CreatedFolders()
     staged: List[StagedFile] = []
+    previous: Dict[str, str] = {}  # target -> its previous version, kept aside until all are in place
     committed: List[str] = []
     try:
         folders.make(folder)
@@ -121,11 +129,32 @@ def _write_together(contents: Dict[str, dict], folder: str) -> None:
             with open(staged[-1].staging, "w") as f:
                 json.dump(content, f, separators=(",", ":"))
         for file in staged:
+            if os.path.exists(file.path):
+                previous[file.path] = f"{file.staging}.previous"
+                _keep_aside(file.path, previous[file.path])
             committed.append(file.commit())
-    except BaseException:
+    except BaseException as e:
         for file in staged:
             file.discard()
         for path in committed:
-            os.remove(path)
+            if path in previous:
+                os.replace(previous.pop(path), path)
+            else:
+                os.remove(path)
         folders.remove_empty()
+        if isinstance(e, OSError):
+            raise InvalidInput(f"--output {folder}: cannot write {TRAIN_NAME} and {VAL_NAME} there ({e})") from e
         raise
+    finally:
+        for kept in previous.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(kept)
+
+
+def _keep_aside(path: str, aside: str) -> None:
+    """A second name (a hard link; a copy where the file system has none) for ``path``'s
+    current content, which replacing ``path`` leaves intact."""
+    try:
+        os.link(path, aside)
+    except OSError:
+        shutil.copy2(path, aside)

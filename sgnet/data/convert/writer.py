@@ -6,20 +6,23 @@ absent), checked by the same reader the loader and the evaluator use, and writte
 A converter calls :meth:`YTVISWriter.add_category`, :meth:`~YTVISWriter.add_video` and
 :meth:`~YTVISWriter.add_track`, then :meth:`~YTVISWriter.write`; every problem it finds in the
 source is an :class:`~sgnet.errors.InvalidInput` naming the source file, and nothing is written.
+:func:`check_segmentations` and :func:`decode_track` are the converters' one way from a source's
+segmentations (polygons, RLE) to masks.
 """
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 from ...errors import InvalidInput, MissingInput
 from ...fileio import CreatedFolders, atomic_write, refuse_overwriting_inputs, same_or_inside
-from ...formats.rle import mask_box_xywh, mask_to_uncompressed_rle
+from ...formats.rle import mask_box_xywh, mask_to_uncompressed_rle, segmentation_to_mask
+from ...formats.segmentation import find_segmentation_problem
 from ...formats.ytvis import parse_ytvis_annotations
 
-__all__ = ["YTVISWriter", "image_size", "track_record"]
+__all__ = ["YTVISWriter", "check_segmentations", "decode_track", "image_size", "track_record"]
 
 
 def image_size(path: str) -> Tuple[int, int]:
@@ -31,6 +34,29 @@ def image_size(path: str) -> Tuple[int, int]:
     except OSError as e:
         raise InvalidInput(f"{path}: cannot be read as an image ({e})") from e
     return height, width
+
+
+def check_segmentations(
+    segmentations: Sequence, height: int, width: int, position: Callable[[int], str], *, polygons: bool = True
+) -> None:
+    """
+    Check segmentations of frames of one size (RLE dicts, polygons if ``polygons``) completely
+    before anything decodes them: pycocotools validates nothing and reads past the end of a
+    truncated compressed RLE.
+
+    Raises:
+        InvalidInput: ``position(i)`` of the first invalid entry ``i``, then the problem.
+    """
+    problem = find_segmentation_problem(segmentations, height, width, polygons=polygons)
+    if problem:
+        index, sentence = problem
+        raise InvalidInput(f"{position(index)}: {sentence}")
+
+
+def decode_track(segmentations: Sequence, height: int, width: int) -> List[Optional[np.ndarray]]:
+    """A track's checked per-frame segmentations (None where absent) -> per frame an
+    (height, width) bool mask, or None."""
+    return [None if s is None else segmentation_to_mask(s, height, width).astype(bool) for s in segmentations]
 
 
 def track_record(annotation_id: int, video: dict, category_id: int, masks: Sequence[Optional[np.ndarray]], iscrowd: int = 0) -> dict:
@@ -77,9 +103,6 @@ class YTVISWriter:
             raise InvalidInput(f"{source}: category id {category_id} is named both {known!r} and {name!r}")
         self._categories[category_id] = name
 
-    def has_category(self, category_id: int) -> bool:
-        return category_id in self._categories
-
     def add_video(self, file_names: Sequence[str], height: int, width: int, source: str) -> dict:
         """Add a video of ``file_names`` (relative to ``image_root``, in frame order) of
         ``height`` x ``width`` pixels; returns its json record (for :meth:`add_track`).
@@ -116,7 +139,7 @@ class YTVISWriter:
 
         Raises:
             InvalidInput: ``category_id`` was not added, or a mask is of another size than the
-                video's frames.
+                video's frames or covers no pixel.
         """
         if category_id not in self._categories:
             known = ", ".join(str(i) for i in sorted(self._categories)) or "none"
@@ -124,10 +147,18 @@ class YTVISWriter:
         if len(masks) != video["length"]:
             raise ValueError(f"{len(masks)} masks for a video of {video['length']} frames")
         for t, mask in enumerate(masks):
-            if mask is not None and tuple(mask.shape) != (video["height"], video["width"]):
+            if mask is None:
+                continue
+            if tuple(mask.shape) != (video["height"], video["width"]):
                 raise InvalidInput(
                     f"{source}: the mask of frame {video['file_names'][t]} is {mask.shape[1]}x{mask.shape[0]} "
                     f"but the frame is {video['width']}x{video['height']}"
+                )
+            # Written as absent, it would be a ground-truth object no prediction can match.
+            if not mask.any():
+                raise InvalidInput(
+                    f"{source}: its mask in frame {video['file_names'][t]} covers no pixel of the "
+                    f"{video['width']}x{video['height']} frame"
                 )
         record = track_record(len(self._tracks) + 1, video, category_id, masks, iscrowd)
         self._tracks.append(record)
@@ -146,8 +177,8 @@ class YTVISWriter:
         """
         Check the collected file with the loader's reader and write it to ``output`` atomically
         (an interruption leaves no file, or the previous one). ``inputs`` (the source's files and
-        folders) may not be ``output`` or hold it, nor may ``output`` be an existing file under
-        the image root (a frame, or another file of the user's there).
+        folders) may not be ``output`` or hold it, nor may ``output`` lie under the image root
+        (the frames' folder is never written to).
 
         Returns:
             ``{"json", "image_root", "videos", "annotations", "categories"}``: the absolute
@@ -157,20 +188,24 @@ class YTVISWriter:
         refuse_overwriting_inputs(output, [*inputs, self.image_root])
         if os.path.isdir(output):
             raise InvalidInput(f"--output {output}: is a folder; name the json file to write")
-        if os.path.exists(output) and same_or_inside(output, self.image_root):
+        if same_or_inside(output, self.image_root):
             raise InvalidInput(
-                f"--output {output}: is a file in the image root {self.image_root}, which is never "
-                "overwritten; choose another output path"
+                f"--output {output}: is inside the image root {self.image_root}, which holds the frames "
+                "and is never written to; choose another output path"
             )
+        if not self._videos:
+            raise InvalidInput(f"{self.description}: the source holds no videos; nothing to write")
         content = self.content()
         parse_ytvis_annotations(content, output)  # what load_ytvis_json and the evaluator will accept
         folders = CreatedFolders()
-        folders.make(os.path.dirname(output))
         try:
+            folders.make(os.path.dirname(output))
             with atomic_write(output, "w") as f:
                 json.dump(content, f, separators=(",", ":"))
-        except BaseException:
+        except BaseException as e:
             folders.remove_empty()
+            if isinstance(e, OSError):  # the disk or the path: a parent that is a file, no permission
+                raise InvalidInput(f"--output {output}: cannot write it ({e})") from e
             raise
         return {
             "json": output,

@@ -31,7 +31,6 @@ import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image
 
 from ...errors import InvalidInput, MissingInput
 from ...fileio import same_or_inside
@@ -80,10 +79,19 @@ def convert_ytvos(src: str, output: str, category: Optional[str] = None) -> dict
     meta_path = os.path.join(src, "meta.json")
     category_of = _category_source(writer, src, meta_path, category)
     videos = _video_folders(annotation_root)
+    without_objects = []
     for done, video in enumerate(videos, start=1):
-        _add_video(writer, annotation_root, video, category_of)
+        if _add_video(writer, annotation_root, video, category_of) == 0:
+            without_objects.append(video)
         if done % PROGRESS_EVERY == 0 or done == len(videos):
             logger.info(f"{src}: {done}/{len(videos)} videos read")
+    if len(without_objects) == len(videos):
+        raise InvalidInput(
+            f"{annotation_root}: no mask PNG holds an object id (1-254); a binary mask of 0 and 255 "
+            "marks only background and void: write each object's id as its pixel value"
+        )
+    if without_objects:
+        logger.warning(f"{src}: {len(without_objects)} videos have no object in any mask, e.g. {without_objects[0]}")
     return writer.write(output, [src, *([meta_path] if os.path.isfile(meta_path) else [])])
 
 
@@ -161,11 +169,20 @@ def _video_folders(annotation_root: str) -> List[str]:
     return videos
 
 
-def _add_video(writer: YTVISWriter, annotation_root: str, video: str, category_of: CategoryOf) -> None:
+def _frame_order(names: List[str]) -> List[str]:
+    """Mask file names in frame order: by number when every name is one (``5.png`` before
+    ``10.png``, however they are padded), else by name."""
+    stems = [os.path.splitext(name)[0] for name in names]
+    if all(stem.isascii() and stem.isdigit() for stem in stems):
+        return [name for _, name in sorted(zip((int(stem) for stem in stems), names))]
+    return sorted(names)
+
+
+def _add_video(writer: YTVISWriter, annotation_root: str, video: str, category_of: CategoryOf) -> int:
     """Add the video of the mask folder ``annotation_root/video``: its annotated frames and one
-    track per object id."""
+    track per object id. Returns the number of objects."""
     folder = os.path.join(annotation_root, video)
-    pngs = sorted(name for name in os.listdir(folder) if name.lower().endswith(".png"))
+    pngs = _frame_order([name for name in os.listdir(folder) if name.lower().endswith(".png")])
     if not pngs:
         raise MissingInput(f"{folder}: the video's folder holds no mask PNGs")
     file_names = [f"{video}/{os.path.splitext(name)[0]}.jpg" for name in pngs]
@@ -203,3 +220,4 @@ def _add_video(writer: YTVISWriter, annotation_root: str, video: str, category_o
         frames = set(object_frames[object_id])
         masks = [label == object_id if t in frames else None for t, label in enumerate(labels)]
         writer.add_track(record, category_id, masks, f"{folder}: object id {object_id}")
+    return len(categories)
