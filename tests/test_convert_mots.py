@@ -205,3 +205,16 @@ def test_output_over_a_sequence_file_or_an_image_is_refused(source, capsys, targ
     argv = _argv(source)
     argv[argv.index("--output") + 1] = str(source / target)
     assert f"--output {source / target}" in refused_leaving_files_as_they_were(argv, capsys, source)
+
+
+def test_an_image_of_another_size_in_the_sequence_is_refused(source, capsys):
+    frames = source / "images" / "0001"
+    last = sorted(frames.iterdir())[-1]
+    assert cv2.imwrite(str(last), np.zeros((HEIGHT, WIDTH + 2, 3), np.uint8))
+    error = convert_error(_argv(source), capsys, absent=source / "out")
+    assert f"{last}: the frame is {WIDTH + 2}x{HEIGHT} but the sequence's first frame" in error
+
+
+def test_two_class_ids_of_one_name_are_refused(source, capsys):
+    error = convert_error(_argv(source, "--classes", "1=car,2=car"), capsys, absent=source / "out")
+    assert "'car' names two class ids" in error

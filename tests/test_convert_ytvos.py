@@ -238,3 +238,18 @@ def test_binary_masks_of_0_and_255_are_refused_with_the_reason(tmp_path, capsys)
     _save_mask(tmp_path / "Annotations" / "clip" / "00000.png", _labels(void=(0, 0, 10, 10)), "L")
     error = convert_error(_argv(tmp_path, "--category", "thing"), capsys, absent=tmp_path / "out")
     assert "no mask PNG holds an object id (1-254); a binary mask of 0 and 255" in error
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-with-a-slash", "existing"])
+def test_an_output_that_names_a_folder_is_refused_as_one(source, capsys, existing):
+    target = source / "out"
+    if existing:
+        target.mkdir()
+    error = convert_error(["ytvos", str(source), "--output", f"{target}{os.sep}"], capsys)
+    assert f"--output {target}{os.sep}: is a folder; name the json file to write" in error
+    assert target.exists() == existing
+
+
+def test_a_source_that_is_a_file_or_an_empty_category_is_one_line(source, capsys):
+    assert f"{source / 'meta.json'}: not a folder" in convert_error(["ytvos", str(source / "meta.json"), "--output", "x.json"], capsys)
+    assert "--category '': name the objects' category" in convert_error(_argv(source, "--category", ""), capsys)

@@ -15,7 +15,7 @@ Rules:
 - a sequence's frames are *all* the images in its folder, in frame-number order, not only the
   annotated ones: training on full sequences sees every frame, the frames without annotations
   holding no objects (all tracks null there);
-- the sequence's size is its first image's; every line's height/width must be that size;
+- all images of a sequence are of one size; every line's height/width must be that size;
 - one track per object id, of the line's class (an id has one class, and one line per frame);
   the category ids are the MOTS class ids, named by ``--classes``;
 - ignore regions (class 10) have no class of their own, and the evaluator matches crowd regions
@@ -86,6 +86,8 @@ def parse_classes(text: str) -> Dict[int, str]:
             )
         if class_id in classes:
             raise InvalidInput(f"--classes {text!r}: class id {class_id} is named twice")
+        if name.strip() in classes.values():
+            raise InvalidInput(f"--classes {text!r}: {name.strip()!r} names two class ids")
         classes[class_id] = name.strip()
     return classes
 
@@ -206,6 +208,13 @@ def _add_sequence(writer: YTVISWriter, path: str, classes: Dict[int, str]) -> No
     frame_index = {frame: t for t, frame in enumerate(images)}
     first_frame, last_frame = next(iter(images)), next(reversed(images))
     height, width = image_size(os.path.join(folder, images[first_frame]))
+    for name in images.values():  # headers only: a sequence's frames are of one size
+        size = image_size(os.path.join(folder, name))
+        if size != (height, width):
+            raise InvalidInput(
+                f"{os.path.join(folder, name)}: the frame is {size[1]}x{size[0]} but the sequence's first frame "
+                f"{images[first_frame]} is {width}x{height}"
+            )
     for line in lines:
         where = f"{path}:{line.number}"
         if line.frame not in frame_index:

@@ -184,10 +184,11 @@ class YTVISWriter:
             ``{"json", "image_root", "videos", "annotations", "categories"}``: the absolute
             output path and image root, and the counts written.
         """
+        # A trailing separator means a folder: abspath would drop it and write a file of that name.
+        if os.path.isdir(output) or output.endswith(("/", os.sep)):
+            raise InvalidInput(f"--output {output}: is a folder; name the json file to write")
         output = os.path.abspath(output)
         refuse_overwriting_inputs(output, [*inputs, self.image_root])
-        if os.path.isdir(output):
-            raise InvalidInput(f"--output {output}: is a folder; name the json file to write")
         if same_or_inside(output, self.image_root):
             raise InvalidInput(
                 f"--output {output}: is inside the image root {self.image_root}, which holds the frames "

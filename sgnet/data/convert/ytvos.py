@@ -70,11 +70,10 @@ def convert_ytvos(src: str, output: str, category: Optional[str] = None) -> dict
     json ``output``; ``category`` names the one category of all objects (else ``meta.json``).
     Returns the writer's summary."""
     image_root, annotation_root = _source_folders(src)
-    output = os.path.abspath(output)
     # The writer refuses an output over a source file or a file under the image root; one among
     # the masks is refused here, without listing every mask file as an input.
-    if same_or_inside(output, annotation_root):
-        raise InvalidInput(f"--output {output}: is inside the source folder {annotation_root}; choose another output path")
+    if same_or_inside(os.path.abspath(output), annotation_root):
+        raise InvalidInput(f"--output {os.path.abspath(output)}: is inside the source folder {annotation_root}; choose another output path")
     writer = YTVISWriter(image_root, f"converted from {src} (YouTube-VOS layout)")
     meta_path = os.path.join(src, "meta.json")
     category_of = _category_source(writer, src, meta_path, category)
@@ -128,7 +127,7 @@ def read_meta_categories(meta_path: str) -> Dict[str, Dict[int, str]]:
 def _source_folders(src: str) -> Tuple[str, str]:
     """(image root, annotation root) of ``src``: its JPEGImages/ and Annotations/ folders."""
     if not os.path.isdir(src):
-        raise MissingInput(f"{src}: no such folder")
+        raise MissingInput(f"{src}: {'not a folder' if os.path.exists(src) else 'no such folder'}")
     folders = []
     for name in ("JPEGImages", "Annotations"):
         folder = os.path.join(os.path.abspath(src), name)
@@ -144,6 +143,8 @@ def _source_folders(src: str) -> Tuple[str, str]:
 def _category_source(writer: YTVISWriter, src: str, meta_path: str, category: Optional[str]) -> CategoryOf:
     """Add the categories to ``writer``; returns how an object's category id is found."""
     if category is not None:
+        if not category.strip():
+            raise InvalidInput(f"--category {category!r}: name the objects' category (e.g. --category person)")
         writer.add_category(1, category, "--category")
         return lambda video, object_id, where: 1
     if not os.path.isfile(meta_path):
