@@ -35,20 +35,11 @@ from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
-from sgnet.data import (
-    STRIP_SUFFIXES,
-    FrameSink,
-    VideoFrameReader,
-    draw_tracks,
-    output_kind,
-    register_config_datasets,
-    strip_frame_indices,
-    write_strip,
-)
+from sgnet.data import STRIP_SUFFIXES, VideoFrameReader, output_kind, register_config_datasets
 from sgnet.errors import InvalidInput, run_main
 from sgnet.fileio import refuse_overwriting_inputs, same_or_inside
 from sgnet.predictor import VideoPredictor
-from sgnet.predictor_outputs import MaskFolder, VideoTracks, check_mask_folder, write_results
+from sgnet.predictor_outputs import VideoOutputs, check_mask_folder
 
 
 def get_parser():
@@ -81,23 +72,6 @@ def get_parser():
     return parser
 
 
-def shown(instances, threshold: float):
-    """The instances the demo draws and writes into --save-masks: those scoring at least ``threshold``."""
-    return instances[instances.scores >= threshold]
-
-
-def draw(frame_bgr: np.ndarray, instances, class_names, threshold: float) -> np.ndarray:
-    """Masks, "#id class score" labels (the class by name when ``class_names`` is known, else its
-    index) and boxes of the :func:`shown` instances, coloured by track id. Returns BGR."""
-    instances = shown(instances, threshold)
-    labels = [
-        f"#{track_id} {class_names[c] if class_names else c} {score:.0%}"
-        for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
-    ]
-    masks, boxes = instances.pred_masks.numpy(), instances.pred_boxes.tensor.numpy()
-    return draw_tracks(frame_bgr, masks, boxes, labels, instances.track_ids.tolist())
-
-
 def check_outputs(args, inputs: list) -> None:
     """Refuse outputs that would replace an input (the video or frames, config, weights, ONNX
     file) or each other, a strip format OpenCV does not write, results not in a .json file, and a
@@ -125,64 +99,6 @@ def frame_file_stems(args, reader) -> Optional[List[str]]:
     return stems if stems and len(set(stems)) == len(stems) else None
 
 
-class DemoOutputs:
-    """What the demo writes of a video, a frame at a time: the drawn frames (--output), and with
-    the options a strip, the mask PNGs and the result records. :meth:`commit` finishes each, in
-    turn; :meth:`discard` removes those not committed yet."""
-
-    def __init__(self, args, reader, predictor):
-        self.args = args
-        self.class_names = predictor.class_names
-        self.sink = FrameSink(args.output, reader.fps, reader.height, reader.width)
-        self.pending = [self.sink]
-        try:
-            self.masks = MaskFolder(args.save_masks, frame_file_stems(args, reader)) if args.save_masks else None
-        except BaseException:
-            self.sink.discard()
-            raise
-        self.pending += [self.masks] if self.masks else []
-        wants_tracks = args.save_masks or args.save_results
-        self.tracks = VideoTracks(predictor, (reader.height, reader.width), args.video_id) if wants_tracks else None
-        self.strip_indices = strip_frame_indices(reader.num_frames, args.strip_frames) if args.strip else set()
-        self.strip, self.shown_track_ids = [], set()
-
-    def add(self, index: int, frame: np.ndarray, instances) -> None:
-        """Frame ``index`` (H, W, 3) BGR and all its tracked instances."""
-        drawn = draw(frame, instances, self.class_names, self.args.confidence_threshold)
-        self.sink.write(drawn)
-        if index in self.strip_indices:
-            self.strip.append(drawn)
-        visible = shown(instances, self.args.confidence_threshold)
-        self.shown_track_ids.update(visible.track_ids.tolist())
-        if self.tracks:
-            self.tracks.add(index, instances)  # all of them, as the evaluation takes them
-        if self.masks:
-            self.masks.write(index, visible)
-
-    def commit(self, source: str) -> dict:
-        """Finish every output; returns their paths by kind."""
-        if self.sink.count == 0:
-            raise InvalidInput(f"{source} has no frames")
-        summary = {"output": self._commit(self.sink)}
-        if self.masks:
-            summary["masks"] = self._commit(self.masks, self.tracks.track_classes())
-        if self.args.save_results:
-            summary["results"] = write_results(self.args.save_results, self.tracks.results())
-        if self.strip:
-            summary["strip"] = write_strip(self.args.strip, self.strip)
-        return summary
-
-    def _commit(self, output, *args) -> str:
-        path = output.commit(*args)
-        self.pending.remove(output)
-        return path
-
-    def discard(self) -> None:
-        for output in self.pending:
-            output.discard()
-        self.pending = []
-
-
 def onnx_model(path: str, cfg):
     """The exported frame step in ONNX Runtime (it says so if the deploy extra is missing)."""
     from sgnet.deploy import ONNXRuntimeSGNet
@@ -200,21 +116,25 @@ def run(args) -> dict:
     inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
     check_outputs(args, inputs)
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
-    outputs = DemoOutputs(args, reader, predictor)
+    outputs = VideoOutputs(
+        predictor, (reader.height, reader.width), reader.fps, threshold=args.confidence_threshold,
+        video=args.output, strip=args.strip, strip_frames=args.strip_frames, num_frames=reader.num_frames,
+        masks=args.save_masks, frame_names=frame_file_stems(args, reader), results=args.save_results, video_id=args.video_id,
+    )  # fmt: skip
     start = time.perf_counter()
     try:
         progress = tqdm.tqdm(predictor.track(reader), total=reader.num_frames, unit="frame", desc="SG-Net demo")
-        for index, (frame, instances) in enumerate(progress):
-            outputs.add(index, frame, instances)
+        for frame, instances in progress:
+            outputs.add(instances, frame)
         summary = outputs.commit(source)
     except OSError as e:  # the disk, not the program: full, read-only, removed meanwhile
         outputs.discard()
-        raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {outputs.sink.output})") from e
+        raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {args.output})") from e
     except BaseException:  # a bad frame, Ctrl-C, SIGTERM, a bug: no partial output either
         outputs.discard()
         raise
     elapsed = time.perf_counter() - start
-    frames = outputs.sink.count
+    frames = outputs.frames
     summary.update(frames=frames, tracks=len(outputs.shown_track_ids), mean_fps=round(frames / elapsed, 2))
     return summary
 
@@ -226,7 +146,7 @@ def cli(argv=None) -> int:
     summary = run(args)
     extras = "".join(f"; {kind}: {summary[kind]}" for kind in ("strip", "masks", "results") if kind in summary)
     print(
-        f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['output']} "
+        f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['video']} "
         f"({summary['mean_fps']} frames/s){extras}"
     )
     return 0

@@ -6,7 +6,9 @@
   :func:`~sgnet.evaluation.predictions_to_results`), each frame's masks compressed as it comes;
   :func:`write_results` writes them, atomically;
 - :class:`MaskFolder`: one indexed PNG per frame (:mod:`sgnet.formats.indexed_png`: pixel = track
-  id, 0 = background) and ``tracks.json``, staged and moved into place whole.
+  id, 0 = background) and ``tracks.json``, staged and moved into place whole;
+- :class:`VideoOutputs`: all of these and the drawn video (:func:`draw_instances`) and its strip,
+  as the demo and ``tools/predict_videos.py`` write a video, whole or not at all.
 
 ::
 
@@ -25,15 +27,26 @@ import shutil
 import tempfile
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from detectron2.structures import Instances
 
+from .data import FrameSink, StripFrames, draw_tracks, write_strip
 from .errors import InvalidInput
 from .evaluation import predictions_to_results
 from .fileio import CreatedFolders, atomic_write
 from .formats.indexed_png import paint_ids, write_indexed_png
 from .formats.rle import encode_masks
 
-__all__ = ["TRACKS_FILE", "MaskFolder", "VideoTracks", "check_mask_folder", "write_results"]
+__all__ = [
+    "TRACKS_FILE",
+    "MaskFolder",
+    "VideoOutputs",
+    "VideoTracks",
+    "check_mask_folder",
+    "draw_instances",
+    "shown",
+    "write_results",
+]
 
 TRACKS_FILE = "tracks.json"
 
@@ -179,3 +192,111 @@ class MaskFolder:
         """Remove the staged folder and the folders this output made."""
         shutil.rmtree(self.staging, ignore_errors=True)
         self.folders.remove_empty()
+
+
+def shown(instances: Instances, threshold: float) -> Instances:
+    """The instances that are drawn and written into mask PNGs: those scoring at least ``threshold``."""
+    return instances[instances.scores >= threshold]
+
+
+def draw_instances(frame_bgr: np.ndarray, instances: Instances, class_names, threshold: float) -> np.ndarray:
+    """Masks, "#id class score" labels (the class by name when ``class_names`` is known, else its
+    index) and boxes of the :func:`shown` instances over an (H, W, 3) BGR frame, coloured by
+    track id. Returns a new (H, W, 3) BGR frame."""
+    instances = shown(instances, threshold)
+    labels = [
+        f"#{track_id} {class_names[c] if class_names else c} {score:.0%}"
+        for track_id, c, score in zip(instances.track_ids.tolist(), instances.pred_classes.tolist(), instances.scores.tolist())
+    ]
+    masks, boxes = instances.pred_masks.numpy(), instances.pred_boxes.tensor.numpy()
+    return draw_tracks(frame_bgr, masks, boxes, labels, instances.track_ids.tolist())
+
+
+class VideoOutputs:
+    """What is written of one video tracked by a predictor, a frame at a time (:meth:`add`), each
+    output optional (None: not written): ``video`` the drawn frames (an H.264 file or a folder of
+    PNGs, :class:`~sgnet.data.FrameSink`) and ``strip`` a few of them side by side
+    (``strip_frames``; of ``num_frames``, or unknown: :class:`~sgnet.data.StripFrames`),
+    ``masks`` a :class:`MaskFolder` (``frame_names`` its PNGs' names), ``results`` the
+    :class:`VideoTracks` records of ``video_id`` (a .json file). Drawn and mask PNGs show the
+    instances scoring at least ``threshold``; the results hold every track.
+
+    ``frame_size`` (H, W) and ``fps`` are the source's. :meth:`commit` finishes each output in
+    turn; :meth:`discard` removes those not committed yet (call it on any failure).
+    """
+
+    def __init__(
+        self,
+        predictor,
+        frame_size,
+        fps: float,
+        *,
+        threshold: float,
+        video: Optional[str] = None,
+        strip: Optional[str] = None,
+        strip_frames: int = 4,
+        num_frames: Optional[int] = None,
+        masks: Optional[str] = None,
+        frame_names: Optional[Sequence[str]] = None,
+        results: Optional[str] = None,
+        video_id: int = 1,
+    ):
+        self.class_names = predictor.class_names
+        self.threshold = threshold
+        self.results_path, self.strip_path = results, strip
+        self.pending: list = []
+        try:
+            self.sink = FrameSink(video, fps, *frame_size) if video else None
+            self.pending += [self.sink] if self.sink else []
+            self.masks = MaskFolder(masks, frame_names) if masks else None
+            self.pending += [self.masks] if self.masks else []
+        except BaseException:
+            self.discard()
+            raise
+        self.tracks = VideoTracks(predictor, frame_size, video_id) if masks or results else None
+        self.strip = StripFrames(strip_frames, num_frames) if strip else None
+        self.frames = 0
+        self.shown_track_ids: set = set()
+
+    def add(self, instances: Instances, frame: Optional[np.ndarray] = None) -> None:
+        """The next frame's tracked instances (all of them, as the predictor yields them) and the
+        (H, W, 3) BGR frame (needed when drawing)."""
+        visible = shown(instances, self.threshold)
+        self.shown_track_ids.update(visible.track_ids.tolist())
+        if self.sink or self.strip:
+            drawn = draw_instances(frame, instances, self.class_names, self.threshold)
+            if self.sink:
+                self.sink.write(drawn)
+            if self.strip:
+                self.strip.add(self.frames, drawn)
+        if self.tracks:
+            self.tracks.add(self.frames, instances)  # all of them, as the evaluation takes them
+        if self.masks:
+            self.masks.write(self.frames, visible)
+        self.frames += 1
+
+    def commit(self, source: str) -> Dict[str, str]:
+        """Finish every output (``source`` names the video in messages); returns their absolute
+        paths by kind ("video", "masks", "results", "strip")."""
+        if self.frames == 0:
+            raise InvalidInput(f"{source} has no frames")
+        paths = {}
+        if self.sink:
+            paths["video"] = self._commit(self.sink)
+        if self.masks:
+            paths["masks"] = self._commit(self.masks, self.tracks.track_classes())
+        if self.results_path:
+            paths["results"] = write_results(self.results_path, self.tracks.results())
+        if self.strip:
+            paths["strip"] = write_strip(self.strip_path, self.strip.frames())
+        return paths
+
+    def _commit(self, output, *args) -> str:
+        path = output.commit(*args)
+        self.pending.remove(output)
+        return path
+
+    def discard(self) -> None:
+        for output in self.pending:
+            output.discard()
+        self.pending = []

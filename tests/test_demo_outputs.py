@@ -14,6 +14,7 @@ from PIL import Image
 
 from detectron2.modeling import build_model
 
+from sgnet import predictor_outputs
 from sgnet.checkpoint import SGNetCheckpointer, build_checkpointer
 from sgnet.config import load_config
 from sgnet.config_checks import training_classes
@@ -97,18 +98,18 @@ def demo_run(demo, video, trained, tmp_path_factory):
     weights, _, _ = trained
     out = tmp_path_factory.mktemp("demo")
     drawn = []
-    draw = demo.draw
+    draw = predictor_outputs.draw_instances
 
     def recording_draw(frame, instances, class_names, threshold):
         drawn.append(instances[instances.scores >= threshold])
         return draw(frame, instances, class_names, threshold)
 
-    demo.draw = recording_draw
+    predictor_outputs.draw_instances = recording_draw
     try:
         argv = demo_argv(video, weights, out, "--save-masks", str(out / "masks"), "--save-results", str(out / "results.json"))
         assert demo.main(argv) == 0
     finally:
-        demo.draw = draw
+        predictor_outputs.draw_instances = draw
     return out, drawn
 
 
@@ -205,7 +206,7 @@ def test_an_interrupted_run_leaves_no_output_and_the_earlier_one_intact(demo, vi
     (tmp_path / "masks").mkdir()
     (tmp_path / "masks" / "tracks.json").write_text("earlier")
     frames_written = []
-    write = demo.MaskFolder.write
+    write = predictor_outputs.MaskFolder.write
 
     def interrupted_write(self, index, instances):
         if index == 3:
@@ -213,7 +214,7 @@ def test_an_interrupted_run_leaves_no_output_and_the_earlier_one_intact(demo, vi
         frames_written.append(index)
         write(self, index, instances)
 
-    monkeypatch.setattr(demo.MaskFolder, "write", interrupted_write)
+    monkeypatch.setattr(predictor_outputs.MaskFolder, "write", interrupted_write)
     argv = demo_argv(video, weights, tmp_path, "--save-masks", str(tmp_path / "masks"), "--save-results", str(tmp_path / "r.json"))
     assert demo.main(argv) == 130
     assert frames_written == [0, 1, 2]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sgnet import predictor_outputs
 from sgnet.data import generate_synthetic_ytvis, write_synthetic_video
 from sgnet.formats.rle import segmentation_to_mask
 
@@ -88,13 +89,13 @@ def test_demo_labels_with_the_checkpoints_classes_without_a_test_set(trained_on_
     _, names = converted
     demo = load_script("demo/demo.py", "sgnet_demo_own_data")
     labelled_with = []
-    draw = demo.draw
+    draw = predictor_outputs.draw_instances
 
     def recording_draw(frame, instances, class_names, threshold):
         labelled_with.append(list(class_names))
         return draw(frame, instances, class_names, threshold)
 
-    monkeypatch.setattr(demo, "draw", recording_draw)
+    monkeypatch.setattr(predictor_outputs, "draw_instances", recording_draw)
     video = write_synthetic_video(str(tmp_path / "clip.mp4"), num_frames=3, height=96, width=160, seed=5)
     argv = demo_args(video, tmp_path / "out.mp4", weights) + ["DATASETS.TEST", "()", "MODEL.SGNET.NUM_CLASSES", str(len(names))]
     assert demo.cli(argv) == 0

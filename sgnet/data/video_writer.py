@@ -7,14 +7,13 @@
 - :class:`FrameSink`: frames into an H.264 video or a folder of PNGs, whole or not at all;
 - :func:`write_strip`: a few frames side by side as one image, written atomically;
   :func:`write_video_and_strip`: a video's every frame and a strip of a few, both or neither;
-- :func:`output_kind`, :func:`strip_frame_indices`: what an output path is, which frames a strip
-  shows.
+- :func:`output_kind`, :class:`StripFrames`: what an output path is, which frames a strip shows.
 """
 import itertools
 import os
 import shutil
 import tempfile
-from typing import Iterable, List, Optional, Sequence, Set
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import av
 import cv2
@@ -27,13 +26,13 @@ from ..fileio import CreatedFolders, atomic_write
 __all__ = [
     "FrameSink",
     "STRIP_SUFFIXES",
+    "StripFrames",
     "VIDEO_SUFFIXES",
     "draw_tracks",
     "draw_tracks_and_crowds",
     "hatch_region",
     "output_kind",
-    "strip_frame_indices",
-    "track_color",
+        "track_color",
     "write_strip",
     "write_video_and_strip",
 ]
@@ -182,12 +181,45 @@ class FrameSink:
         self.folders.remove_empty()
 
 
-def strip_frame_indices(num_frames: Optional[int], count: int) -> Set[int]:
-    """The indices of ``count`` evenly spaced frames of a video, first and last included (fewer
-    when the video is shorter; none when its length is unknown or zero)."""
-    if not num_frames:
-        return set()
-    return set(np.linspace(0, num_frames - 1, count).round().astype(int).tolist())
+class StripFrames:
+    """``count`` evenly spaced frames of a video seen one frame at a time (:meth:`add`), first and
+    last included (fewer when the video is shorter), for :func:`write_strip`.
+
+    With ``num_frames`` known, those at evenly spaced indices. Unknown (a live source, a container
+    that declares no length): the frames at a stride that doubles whenever more than
+    ``2 * count`` are kept, and the latest; :meth:`frames` picks ``count`` evenly spaced among
+    them, so memory stays at ``2 * count + 1`` frames however long the source runs.
+    """
+
+    def __init__(self, count: int, num_frames: Optional[int] = None):
+        self.count = count
+        self.indices = set(np.linspace(0, num_frames - 1, count).round().astype(int).tolist()) if num_frames else None
+        self.kept: Dict[int, np.ndarray] = {}
+        self.stride = 1
+        self.latest = None
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        """Frame ``index`` (counted from 0, every frame of the video in turn)."""
+        if self.indices is not None:
+            if index in self.indices:
+                self.kept[index] = frame
+            return
+        self.latest = (index, frame)
+        if index % self.stride == 0:
+            self.kept[index] = frame
+        if len(self.kept) > 2 * self.count:
+            self.stride *= 2
+            self.kept = {i: f for i, f in self.kept.items() if i % self.stride == 0}
+
+    def frames(self) -> List[np.ndarray]:
+        """The strip's frames, in video order."""
+        kept = dict(self.kept)
+        if self.indices is None and self.latest is not None:
+            kept[self.latest[0]] = self.latest[1]
+            chosen = np.linspace(0, len(kept) - 1, self.count).round().astype(int) if kept else []
+            order = sorted(kept)
+            kept = {order[i]: kept[order[i]] for i in set(chosen)}
+        return [kept[i] for i in sorted(kept)]
 
 
 def write_strip(path: str, frames: List[np.ndarray], what: str = "--strip") -> str:
@@ -223,20 +255,18 @@ def write_video_and_strip(
     the video. Returns their absolute paths."""
     frames = iter(frames)
     first = next(frames)
-    strip_indices = strip_frame_indices(num_frames, strip_frames)
+    strip = StripFrames(strip_frames, num_frames)
     sink = FrameSink(video_path, fps, *first.shape[:2])
-    strip = []
     try:
         for index, frame in enumerate(itertools.chain([first], frames)):
             sink.write(frame)
-            if index in strip_indices:
-                strip.append(frame)
+            strip.add(index, frame)
         video = sink.commit()
     except BaseException:
         sink.discard()
         raise
     try:
-        return [video, write_strip(strip_path, strip, what)]
+        return [video, write_strip(strip_path, strip.frames(), what)]
     except BaseException:
         os.remove(video)
         raise
