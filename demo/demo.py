@@ -29,7 +29,6 @@ from typing import List, Optional
 
 import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
 
-import numpy as np
 import tqdm
 from detectron2.utils.logger import setup_logger
 
