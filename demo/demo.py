@@ -7,6 +7,16 @@
 ``--onnx OUTPUT/model.onnx`` runs the frame step in ONNX Runtime instead of PyTorch (a file from
 ``tools/export_model.py`` with the same config, which still sets classes and test sizes).
 
+Live sources (:mod:`sgnet.data.live`): ``--webcam [INDEX]`` (OpenCV), or a ``--video-input`` URL
+FFmpeg opens (``rtsp://``, ``http(s)://``, ``udp://``; with ``--input-format FMT`` anything
+FFmpeg's ``-f FMT -i`` takes: ``lavfi``, ``v4l2``, ...), decoded by PyAV. They run until they end
+or Ctrl-C / SIGTERM, which ends the run as the source's end does: the outputs hold the frames
+seen. A source that delivers nothing for ``--timeout`` seconds ends the run the same way, then
+is reported (exit status 2). ``--realtime``: when inference is slower than the source, the
+frames it cannot keep up with are dropped (the newest one is always processed; the tracker is
+told the gaps) instead of queueing; a file is then played at its frame rate, as a camera would
+deliver it. The console shows the input and processed frame rates and the frames dropped.
+
 Frames are read, tracked, drawn and written one at a time (memory stays flat in the video's
 length). The output is an H.264 video (``.mp4``, ``.mkv``, ``.mov`` or ``.avi``; plays in browsers
 and common players) or, when ``--output`` is a folder (a path without one of those extensions),
@@ -18,14 +28,15 @@ them). Nothing of the user's is lost: an output that is, or holds, an input or a
 refused, and so is a ``--save-masks`` folder holding anything but an earlier mask output (which
 is replaced whole); outputs appear whole or not at all (written under temporary names, renamed
 when complete; an error, Ctrl-C or SIGTERM removes them and the folders the run created).
-Exit status: 0 on success, 2 on bad input or output (one line), 130 when interrupted.
+Exit status: 0 on success (a live source stopped by Ctrl-C too), 2 on bad input or output (one
+line), 130 when interrupted (a file or folder source: nothing is written).
 """
 import argparse
 import itertools
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Optional
 
 import sgnet  # noqa: I001  (first: makes detectron2 importable here and registers SG-Net)
 
@@ -34,19 +45,45 @@ from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
 from sgnet.config_checks import check_dataset_classes
-from sgnet.data import STRIP_SUFFIXES, VideoFrameReader, output_kind, register_config_datasets
+from sgnet.data import (
+    STRIP_SUFFIXES,
+    CameraReader,
+    FrameFeed,
+    StreamReader,
+    VideoFrameReader,
+    VideoReadError,
+    is_stream,
+    output_kind,
+    register_config_datasets,
+)
 from sgnet.errors import InvalidInput, run_main
 from sgnet.fileio import refuse_overwriting_inputs, same_or_inside
 from sgnet.predictor import VideoPredictor
-from sgnet.predictor_outputs import VideoOutputs, check_mask_folder
+from sgnet.predictor_outputs import VideoOutputs, check_mask_folder, mask_png_names
 
 
 def get_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True, metavar="FILE")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--video-input", help="a video file")
+    source.add_argument("--video-input", help="a video file, or a stream's URL (rtsp://, http(s)://, ...: see --input-format)")
     source.add_argument("--input", help="a folder of frames, or a glob pattern of frame files")
+    source.add_argument("--webcam", type=int, nargs="?", const=0, metavar="INDEX", help="camera INDEX (default 0), with OpenCV")
+    parser.add_argument(
+        "--input-format",
+        metavar="FMT",
+        help="read --video-input with FFmpeg's input format FMT, as ffmpeg -f FMT -i (e.g. v4l2 /dev/video0, "
+        "lavfi testsrc2=rate=30,realtime), as a live source",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="drop the frames inference cannot keep up with (counted and reported) instead of queueing them; "
+        "a video file is played at its frame rate",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="a live source delivering no frame for this long ends the run"
+    )
     parser.add_argument("--output", required=True, help="output video file (.mp4) or folder for PNG frames")
     parser.add_argument("--onnx", metavar="FILE", help="run the frame step in ONNX Runtime from this exported model")
     parser.add_argument("--confidence-threshold", type=float, default=0.3, help="minimum score of drawn instances")
@@ -91,13 +128,6 @@ def check_outputs(args, inputs: list) -> None:
         check_mask_folder(args.save_masks)
 
 
-def frame_file_stems(args, reader) -> Optional[List[str]]:
-    """With --input, the frame files' names without extension (the names of their mask PNGs, as
-    VOS tools pair them); None for a video file, or when two frames' names differ only there."""
-    stems = [os.path.splitext(os.path.basename(path))[0] for path in reader.input_paths] if args.input else []
-    return stems if stems and len(set(stems)) == len(stems) else None
-
-
 def onnx_model(path: str, cfg):
     """The exported frame step in ONNX Runtime (it says so if the deploy extra is missing)."""
     from sgnet.deploy import ONNXRuntimeSGNet
@@ -105,27 +135,73 @@ def onnx_model(path: str, cfg):
     return ONNXRuntimeSGNet(path, cfg)  # a bad file: DeployError, a UserError
 
 
+def open_source(args):
+    """The reader of the source the options name: a camera, a stream, or a file or frames."""
+    if args.input_format and not args.video_input:
+        raise InvalidInput("--input-format reads --video-input: give the stream, device or filter there")
+    if args.webcam is not None:
+        return CameraReader(args.webcam)
+    if args.input_format or (args.video_input and is_stream(args.video_input)):
+        return StreamReader(args.video_input, input_format=args.input_format, timeout=args.timeout)
+    return VideoFrameReader(args.video_input or args.input)
+
+
+def frame_feed(args, reader) -> Optional[FrameFeed]:
+    """A live source, or any source with --realtime, read in a thread of its own (see the module
+    docstring); None: the frames are read as they are processed."""
+    if not (reader.live or args.realtime):
+        return None
+    timeout = args.timeout if reader.live else None
+    return FrameFeed(reader, reader.source, drop_late=args.realtime, timeout=timeout, pace_fps=None if reader.live else reader.fps)
+
+
+class Rates:
+    """The console's frame rates of a :class:`FrameFeed` run: input, processed, dropped."""
+
+    def __init__(self, feed: FrameFeed):
+        self.feed, self.start = feed, time.perf_counter()
+
+    def postfix(self, processed: int) -> str:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return f"input {self.feed.received / elapsed:.1f}/s, processed {processed / elapsed:.1f}/s, dropped {self.feed.dropped}"
+
+
 def run(args) -> dict:
     cfg = load_config(args.config_file, args.opts)
     register_config_datasets(cfg)
     check_dataset_classes(cfg, required=("TEST",))
     output_kind(args.output)  # before any work
-    source = args.video_input or args.input
-    reader = VideoFrameReader(source)
+    reader = open_source(args)
     inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
     check_outputs(args, inputs)
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     outputs = VideoOutputs(
         predictor, (reader.height, reader.width), reader.fps, threshold=args.confidence_threshold,
         video=args.output, strip=args.strip, strip_frames=args.strip_frames, num_frames=reader.num_frames,
-        masks=args.save_masks, frame_names=frame_file_stems(args, reader), results=args.save_results, video_id=args.video_id,
+        masks=args.save_masks, frame_names=mask_png_names(reader.input_paths) if args.input else None, results=args.save_results, video_id=args.video_id,
     )  # fmt: skip
+    feed = frame_feed(args, reader)
+    if reader.live:
+        print(f"Reading {reader.source} ({reader.width}x{reader.height}, {reader.fps:g} frames/s); Ctrl-C ends it", flush=True)
     start = time.perf_counter()
+    ended = None  # why a live source ended before its end, if it did
     try:
-        progress = tqdm.tqdm(predictor.track(reader), total=reader.num_frames, unit="frame", desc="SG-Net demo")
-        for frame, instances in progress:
-            outputs.add(instances, frame)
-        summary = outputs.commit(source)
+        tracked = predictor.track_indexed(feed if feed else enumerate(reader))
+        total = None if args.realtime else reader.num_frames
+        progress = tqdm.tqdm(tracked, total=total, unit="frame", desc="SG-Net demo")
+        rates = Rates(feed) if feed else None
+        try:
+            for _, frame, instances in progress:
+                outputs.add(instances, frame)
+                if rates:
+                    progress.set_postfix_str(rates.postfix(outputs.frames), refresh=False)
+        except (KeyboardInterrupt, VideoReadError) as e:
+            if not reader.live or outputs.frames == 0:
+                raise
+            ended = e  # a live source's outputs keep the frames seen
+        finally:
+            progress.close()
+        summary = outputs.commit(reader.source)
     except OSError as e:  # the disk, not the program: full, read-only, removed meanwhile
         outputs.discard()
         raise InvalidInput(f"{e} (the partial output was removed; nothing was written to {args.output})") from e
@@ -135,6 +211,12 @@ def run(args) -> dict:
     elapsed = time.perf_counter() - start
     frames = outputs.frames
     summary.update(frames=frames, tracks=len(outputs.shown_track_ids), mean_fps=round(frames / elapsed, 2))
+    if feed:
+        summary.update(received=feed.received, dropped=feed.dropped)
+    if isinstance(ended, VideoReadError):
+        raise VideoReadError(f"{ended} (the {frames} frames before it were written to {summary['video']})")
+    if ended is not None:
+        summary["stopped"] = f"signal {str(ended).split()[-1]}" if str(ended) else "Ctrl-C"
     return summary
 
 
@@ -144,8 +226,10 @@ def cli(argv=None) -> int:
     setup_logger(name="fvcore")
     summary = run(args)
     extras = "".join(f"; {kind}: {summary[kind]}" for kind in ("strip", "masks", "results") if kind in summary)
+    stopped = f"Stopped by {summary['stopped']}. " if "stopped" in summary else ""
+    dropped = f" ({summary['dropped']} of {summary['received']} received dropped)" if "dropped" in summary else ""
     print(
-        f"Wrote {summary['frames']} frames with {summary['tracks']} tracks to {summary['video']} "
+        f"{stopped}Wrote {summary['frames']} frames{dropped} with {summary['tracks']} tracks to {summary['video']} "
         f"({summary['mean_fps']} frames/s){extras}"
     )
     return 0

@@ -21,15 +21,17 @@ current main) is left exactly as it is:
 It also bridges the differences between detectron2 versions that sgnet meets, here only:
 main's ``AMPTrainer`` autocasts to a ``precision`` (float16 or bfloat16), v0.6's to float16 only
 (:func:`set_amp_precision`); main's ``DefaultTrainer`` checkpoints its inner trainer's state
-(optimizer, grad scaler), v0.6's does not (:func:`default_trainer`).
+(optimizer, grad scaler), v0.6's does not (:func:`default_trainer`); main's ``launch`` starts
+processes on a machine without CUDA (gloo), v0.6's requires CUDA (:func:`launch`).
 """
+import functools
 import importlib.util
 import inspect
 import os
 import re
 import sys
 
-__all__ = ["apply", "PLACEHOLDER_EXTENSION", "applied", "amp_trainer_takes_precision", "check_amp_precision", "set_amp_precision", "default_trainer"]
+__all__ = ["apply", "PLACEHOLDER_EXTENSION", "applied", "amp_trainer_takes_precision", "check_amp_precision", "set_amp_precision", "default_trainer", "launch"]
 
 # Which accommodations `apply` has made in this process, for environment reports and tests.
 applied = []
@@ -148,3 +150,87 @@ def default_trainer():
                 self._trainer.load_state_dict(state_dict["_trainer"])
 
     return DefaultTrainerWithTrainerState
+
+
+def launch(main_func, num_processes_per_machine: int, *, num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto", args=()):
+    """detectron2's ``launch``: ``main_func(*args)`` in ``num_processes_per_machine`` processes on
+    each of ``num_machines`` machines (one process: in this one), each with its rank in
+    ``detectron2.utils.comm``; ``dist_url`` "auto" picks a free local port (one machine only).
+
+    On a machine without CUDA, main's ``launch`` starts gloo processes itself; v0.6's requires
+    CUDA (NCCL), so there the processes are started here, with gloo, as detectron2 does. Every
+    worker process ends as soon as all ranks have returned from ``main_func``
+    (:func:`_run_then_leave`).
+    """
+    from detectron2.engine import launch as detectron2_launch
+
+    task = functools.partial(_run_then_leave, main_func)
+    world_size = num_processes_per_machine * num_machines
+    if world_size == 1 or _launch_runs_without_cuda():
+        detectron2_launch(task, num_processes_per_machine, num_machines=num_machines, machine_rank=machine_rank, dist_url=dist_url, args=args)
+        return
+    import torch.multiprocessing as mp
+
+    if dist_url == "auto":
+        if num_machines > 1:
+            raise ValueError("dist_url 'auto' works on one machine only: give machine 0's tcp://HOST:PORT")
+        dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    mp.spawn(_gloo_worker, nprocs=num_processes_per_machine, args=(task, num_processes_per_machine, num_machines, machine_rank, dist_url, args), daemon=False)
+
+
+def _launch_runs_without_cuda() -> bool:
+    """Whether detectron2's ``launch`` can start its processes here: with CUDA always; without,
+    when its worker falls back to gloo (main does, v0.6 asserts CUDA). Read from the source."""
+    import torch
+    from detectron2.engine.launch import _distributed_worker
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        return "gloo" in inspect.getsource(_distributed_worker).lower()
+    except (OSError, TypeError):  # sources not readable: trust detectron2
+        return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gloo_worker(local_rank: int, main_func, per_machine: int, num_machines: int, machine_rank: int, dist_url: str, args) -> None:
+    """One CPU process of :func:`launch`, set up as detectron2's own worker sets up its GPU ones:
+    the global process group, every machine's local group (each rank must create every group),
+    then ``main_func(*args)``."""
+    import torch.distributed as dist
+    from detectron2.engine.launch import DEFAULT_TIMEOUT
+    from detectron2.utils import comm
+
+    rank = machine_rank * per_machine + local_rank
+    dist.init_process_group("gloo", init_method=dist_url, world_size=per_machine * num_machines, rank=rank, timeout=DEFAULT_TIMEOUT)
+    for machine in range(num_machines):
+        group = dist.new_group(list(range(machine * per_machine, (machine + 1) * per_machine)))
+        if machine == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+    comm.synchronize()
+    main_func(*args)
+
+
+def _run_then_leave(main_func, *args) -> None:
+    """``main_func(*args)``; in a worker process of :func:`launch`, then wait for every rank, tear
+    the process group down and end the process without interpreter finalisation: with torch
+    2.13, gloo threads outliving ``destroy_process_group`` can abort a finalising interpreter
+    (SIGABRT) after all the work was done, which the launcher would report as a failure."""
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    main_func(*args)
+    if not dist.is_initialized():  # one process: this is the caller's process
+        return
+    comm.synchronize()
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

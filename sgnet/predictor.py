@@ -82,11 +82,23 @@ class VideoPredictor:
         """Track one video: yields (frame as (H, W, 3) BGR, its instances with ``track_ids``, on
         the CPU). Frames may be BGR, grayscale or BGRA (:func:`as_bgr`). Every call starts a fresh
         set of tracks, numbered from 1."""
+        for _, frame, instances in self.track_indexed(enumerate(frames)):
+            yield frame, instances
+
+    def track_indexed(self, indexed_frames: Iterable[Tuple[int, np.ndarray]]) -> Iterator[Tuple[int, np.ndarray, Instances]]:
+        """:meth:`track` for (index in the source, frame) pairs of a source some of whose frames
+        were left out (a live source read slower than it delivers, :class:`~sgnet.data.FrameFeed`):
+        yields (index, frame, instances). The tracker is told the gaps: tracks age
+        (``MODEL.SGNET.TRACKER.MAX_AGE``) in source frames, i.e. in time."""
         memory = TrackMemory(next_id=1)
-        for frame in map(as_bgr, frames):
+        for index, frame in indexed_frames:
+            if index < memory.frame:
+                raise ValueError(f"frame index {index} after frame {memory.frame - 1}: indices must increase")
+            memory.frame = index
+            frame = as_bgr(frame)
             with torch.inference_mode():
                 instances = self.model.inference_frame(self.to_model_input(frame), frame.shape[:2], memory)
-            yield frame, instances.to("cpu")
+            yield index, frame, instances.to("cpu")
 
 
 def _class_names(cfg, recorded: Optional[List[str]], source: str, num_classes: Optional[int]) -> Optional[List[str]]:

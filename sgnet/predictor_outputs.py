@@ -44,6 +44,7 @@ __all__ = [
     "VideoTracks",
     "check_mask_folder",
     "draw_instances",
+    "mask_png_names",
     "shown",
     "write_results",
 ]
@@ -122,6 +123,14 @@ def check_mask_folder(folder: str, what: str = "--save-masks") -> None:
             f"{what} {folder}: holds files that are no earlier mask output ({names[0]}, {len(names)} in all), "
             "which it would replace: choose a new or empty folder"
         )
+
+
+def mask_png_names(frame_files: Sequence[str]) -> Optional[List[str]]:
+    """The ``frame_names`` of a :class:`MaskFolder` for a video read from image files: the files'
+    names without extension (so that VOS tools pair masks with frames); None (frame indices)
+    when two of them differ only in their extension."""
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in frame_files]
+    return stems if stems and len(set(stems)) == len(stems) else None
 
 
 class MaskFolder:

@@ -20,6 +20,7 @@ from .datasets import (
     segmentation_to_mask,
 )
 from .joint import JointPairMapper
+from .live import CameraReader, FrameFeed, StreamReader, is_stream
 from .pseudo_pairs import COCOPseudoPairMapper
 from .samplers import (
     MixedDatasetTrainingSampler,
@@ -49,11 +50,14 @@ from .video_writer import (
 
 __all__ = [
     "COCOPseudoPairMapper",
+    "CameraReader",
+    "FrameFeed",
     "FrameSink",
     "JointPairMapper",
     "MixedDatasetTrainingSampler",
     "RepeatCountTrainingSampler",
     "STRIP_SUFFIXES",
+    "StreamReader",
     "StripFrames",
     "SYNTHETIC_CLASSES",
     "VIDEO_SUFFIXES",
@@ -68,6 +72,7 @@ __all__ = [
     "generate_synthetic_ytvis",
     "get_ytvis_dataset_dicts",
     "is_image_dataset",
+    "is_stream",
     "load_coco_json_mapped",
     "load_ytvis_json",
     "mask_to_uncompressed_rle",

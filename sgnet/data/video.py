@@ -74,12 +74,15 @@ class VideoFrameReader:
         num_frames: frame count: exact for image sequences; for a video file the count its
             container declares, or None when it declares none. ``len(reader)`` returns it, and
             raises TypeError when it is None.
+        live: False (the live readers of :mod:`sgnet.data.live` have True).
 
     Errors (naming the path and frame index): FileNotFoundError for missing sources and
     frames, VideoReadError for undecodable files, videos without frames, and frames whose size
     differs from the first frame's. A video file whose stream ends before its declared count is
     reported with a warning (containers often declare estimates).
     """
+
+    live = False
 
     def __init__(
         self,

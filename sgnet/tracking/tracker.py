@@ -15,7 +15,8 @@ class TrackMemory:
 
     ids: (T,) int64 track ids (never reused within the video); embeddings: (T, D); boxes: (T, 4)
     x0y0x1y1 in the frames' input coordinates; labels: (T,); last_seen: (T,) int64 the frame of
-    each track's last detection. frame: the number of frames seen; next_id: the next new id.
+    each track's last detection. frame: the index of the next frame (the number of frames seen,
+    unless the caller set it forward over frames it left out); next_id: the next new id.
     """
 
     ids: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
@@ -117,13 +118,18 @@ class OnlineTracker:
             memory.ids, memory.last_seen = labels.new_zeros(0), labels.new_zeros(0)
             memory.embeddings = embeddings.new_zeros(0, embeddings.shape[1])
             memory.boxes, memory.labels = boxes.new_zeros(0, 4), labels.new_zeros(0)
+        self._forget_old(memory, memory.frame)  # the caller may have moved memory.frame over a gap
         track_ids = labels.new_zeros(0)
         if num_dets:
             track_ids = self._associate(memory, embeddings, boxes, scores, labels)
-        if self.max_age > 0:
-            memory.keep(memory.frame - memory.last_seen < self.max_age)
         memory.frame += 1
+        self._forget_old(memory, memory.frame)  # memory stays flat on long videos
         return track_ids
+
+    def _forget_old(self, memory: TrackMemory, frame: int) -> None:
+        """Drop the tracks too old to be matched at ``frame`` (unseen for more than ``max_age``)."""
+        if self.max_age > 0:
+            memory.keep(frame - memory.last_seen <= self.max_age)
 
     def _associate(self, memory: TrackMemory, embeddings, boxes, scores, labels) -> Tensor:
         num_dets = len(labels)
