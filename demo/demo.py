@@ -33,7 +33,9 @@ line), 130 when interrupted (a file or folder source: nothing is written).
 """
 import argparse
 import itertools
+import contextlib
 import os
+import signal
 import sys
 import time
 from typing import Optional
@@ -137,6 +139,8 @@ def onnx_model(path: str, cfg):
 
 def open_source(args):
     """The reader of the source the options name: a camera, a stream, or a file or frames."""
+    if args.timeout <= 0:
+        raise InvalidInput(f"--timeout {args.timeout:g}: must be more than 0 seconds")
     if args.input_format and not args.video_input:
         raise InvalidInput("--input-format reads --video-input: give the stream, device or filter there")
     if args.webcam is not None:
@@ -166,6 +170,28 @@ class Rates:
         return f"input {self.feed.received / elapsed:.1f}/s, processed {processed / elapsed:.1f}/s, dropped {self.feed.dropped}"
 
 
+class StopSignals:
+    """Within the block, Ctrl-C and SIGTERM stop a live source's ``feed`` between two frames (the
+    frame in the model is finished and written, so that every output holds the same frames);
+    :attr:`signal_name` says which came ("Ctrl-C", "signal 15"), None if none."""
+
+    def __init__(self, feed: FrameFeed):
+        self.feed, self.signal_name, self.previous = feed, None, {}
+
+    def _stop(self, signum, _frame) -> None:
+        self.signal_name = self.signal_name or ("Ctrl-C" if signum == signal.SIGINT else f"signal {signum}")
+        self.feed.close()
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._stop)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
 def run(args) -> dict:
     cfg = load_config(args.config_file, args.opts)
     register_config_datasets(cfg)
@@ -174,6 +200,10 @@ def run(args) -> dict:
     reader = open_source(args)
     inputs = reader.input_paths + [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.onnx) if p and "://" not in p]
     check_outputs(args, inputs)
+    if args.realtime and not reader.live and (args.save_masks or args.save_results):
+        raise InvalidInput(
+            f"--realtime drops frames of {reader.source}: --save-masks and --save-results of a file need every frame (leave out --realtime)"
+        )
     predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
     outputs = VideoOutputs(
         predictor, (reader.height, reader.width), reader.fps, threshold=args.confidence_threshold,
@@ -184,23 +214,27 @@ def run(args) -> dict:
     if reader.live:
         print(f"Reading {reader.source} ({reader.width}x{reader.height}, {reader.fps:g} frames/s); Ctrl-C ends it", flush=True)
     start = time.perf_counter()
-    ended = None  # why a live source ended before its end, if it did
+    ended = None  # a live source's error after some frames
+    stop = StopSignals(feed) if reader.live else None
     try:
         tracked = predictor.track_indexed(feed if feed else enumerate(reader))
         total = None if args.realtime else reader.num_frames
         progress = tqdm.tqdm(tracked, total=total, unit="frame", desc="SG-Net demo")
         rates = Rates(feed) if feed else None
         try:
-            for _, frame, instances in progress:
-                outputs.add(instances, frame)
-                if rates:
-                    progress.set_postfix_str(rates.postfix(outputs.frames), refresh=False)
-        except (KeyboardInterrupt, VideoReadError) as e:
+            with stop or contextlib.nullcontext():
+                for _, frame, instances in progress:
+                    outputs.add(instances, frame)
+                    if rates:
+                        progress.set_postfix_str(rates.postfix(outputs.frames), refresh=False)
+        except VideoReadError as e:
             if not reader.live or outputs.frames == 0:
                 raise
             ended = e  # a live source's outputs keep the frames seen
         finally:
             progress.close()
+        if stop and stop.signal_name and outputs.frames == 0:
+            raise KeyboardInterrupt(stop.signal_name)
         summary = outputs.commit(reader.source)
     except OSError as e:  # the disk, not the program: full, read-only, removed meanwhile
         outputs.discard()
@@ -215,8 +249,8 @@ def run(args) -> dict:
         summary.update(received=feed.received, dropped=feed.dropped)
     if isinstance(ended, VideoReadError):
         raise VideoReadError(f"{ended} (the {frames} frames before it were written to {summary['video']})")
-    if ended is not None:
-        summary["stopped"] = f"signal {str(ended).split()[-1]}" if str(ended) else "Ctrl-C"
+    if stop and stop.signal_name:
+        summary["stopped"] = stop.signal_name
     return summary
 
 

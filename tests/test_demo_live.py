@@ -1,8 +1,9 @@
 """Live sources in demo/demo.py (sgnet.data.live): an mp4 served over HTTP gives the file's frames
 and tracks; --realtime drops the frames a slow model cannot keep up with and tells the tracker
 the gaps; a camera (a stand-in: no camera here) goes through the same path; an unreachable URL,
-a camera that cannot open and a source that stalls end in one line; Ctrl-C / SIGINT ends a live
-run with a playable video of the frames seen."""
+a camera that cannot open, a server that never answers and a source that stalls end in one
+line; a local file read as a stream is never overwritten; Ctrl-C / SIGTERM ends a live run
+between two frames, with a playable video of the frames seen and outputs that agree."""
 import functools
 import json
 import signal
@@ -194,6 +195,7 @@ def test_a_source_that_stops_delivering_ends_in_one_line_keeping_the_frames_seen
         (["--video-input", "nosuchfilter", "--input-format", "lavfi"], "cannot open the stream nosuchfilter: "),
         (["--webcam", "63"], "cannot open camera 63 (no such camera, in use, or not permitted)"),
         (["--input-format", "lavfi", "--webcam", "0"], "--input-format reads --video-input"),
+        (["--webcam", "0", "--timeout", "0"], "--timeout 0: must be more than 0 seconds"),
     ],
 )
 def test_a_source_that_cannot_open_ends_in_one_line(demo, random_weights, tmp_path, capsys, source, message):
@@ -207,9 +209,39 @@ def test_a_source_that_cannot_open_ends_in_one_line(demo, random_weights, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_ends_a_live_run_with_a_playable_video_of_the_frames_seen(random_weights, tmp_path):
+def test_a_server_that_never_answers_ends_in_one_line(demo, random_weights, tmp_path, capsys):
+    with socket.socket() as server:  # accepts connections (the kernel's backlog), never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/clip.mp4"
+        assert demo.main(live_args(["--video-input", url, "--timeout", "1"], tmp_path / "drawn.mp4", random_weights)) == 2
+    line = one_error_line(capsys.readouterr().err, "demo.py", "SG-Net demo")
+    assert line == f"demo.py: error: cannot open the stream {url}: no answer within 1 s"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_read_as_a_stream_is_not_overwritten(demo, clip, random_weights, tmp_path, capsys):
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(open(clip, "rb").read())
+    for source in (["--video-input", f"file://{target}"], ["--video-input", str(target), "--input-format", "mov"]):
+        assert demo.main(live_args(source, target, random_weights)) == 2
+        line = one_error_line(capsys.readouterr().err, "demo.py", "SG-Net demo")
+        assert "would overwrite" in line and str(target) in line, line
+    assert target.read_bytes() == open(clip, "rb").read()
+
+
+def test_realtime_on_a_file_refuses_outputs_that_need_every_frame(demo, clip, random_weights, tmp_path, capsys):
+    for option, path in (("--save-results", tmp_path / "r.json"), ("--save-masks", tmp_path / "masks")):
+        assert demo.main(demo_args(clip, tmp_path / "drawn.mp4", random_weights, "--realtime", option, str(path))) == 2
+        line = one_error_line(capsys.readouterr().err, "demo.py", "SG-Net demo")
+        assert line == f"demo.py: error: --realtime drops frames of {clip}: --save-masks and --save-results of a file need every frame (leave out --realtime)"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "signal 15")])
+def test_ctrl_c_ends_a_live_run_with_a_playable_video_of_the_frames_seen(random_weights, tmp_path, signum, name):
     source = ["--video-input", LIVE_PATTERN.format(rate=10, duration=""), "--input-format", "lavfi"]
-    argv = live_args(source, tmp_path / "drawn.mp4", random_weights, "--save-masks", str(tmp_path / "masks"))
+    argv = live_args(source, tmp_path / "drawn.mp4", random_weights, "--save-masks", str(tmp_path / "masks"), "--save-results", str(tmp_path / "r.json"))
     process = subprocess.Popen(
         [sys.executable, "demo/demo.py", *map(str, argv)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -217,16 +249,19 @@ def test_ctrl_c_ends_a_live_run_with_a_playable_video_of_the_frames_seen(random_
         # the source is open once the demo says so (detectron2's log lines come before that)
         assert any(line.startswith("Reading testsrc2=") for line in process.stdout)
         sleep(3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 0, stderr[-2000:]
-    frames = int(stdout.split("Stopped by Ctrl-C. Wrote ")[1].split()[0])
+    frames = int(stdout.split(f"Stopped by {name}. Wrote ")[1].split()[0])
     assert frames > 0
     assert len(read_frames(tmp_path / "drawn.mp4")) == frames
+    # Stopped between two frames: every output holds the same frames.
     assert len([p for p in (tmp_path / "masks").iterdir() if p.suffix == ".png"]) == frames
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawn.mp4", "masks"]
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert all(len(record["segmentations"]) == frames for record in records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawn.mp4", "masks", "r.json"]
 
 
 # -- the pieces ----------------------------------------------------------------------------------

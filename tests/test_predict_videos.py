@@ -151,6 +151,8 @@ def status_of(output, name):
 
 def test_a_killed_run_continues_where_it_stopped(tool, uninterrupted, videos, random_weights, tmp_path, capsys):
     output = tmp_path / "out"
+    output.mkdir()  # an earlier run's index, which a stopped run must not leave listing old outputs
+    (output / "index.json").write_text(json.dumps({"videos": [], "done": 0, "failed": 0}))
     process = subprocess.Popen(
         [sys.executable, TOOL, *tool_args(videos, output, random_weights)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

@@ -342,6 +342,10 @@ def cli(argv=None) -> int:
     setup_logger(name="fvcore")
     videos = checked_run(args)
     os.makedirs(args.output, exist_ok=True)
+    # An earlier run's index would outlive this run if it were stopped, listing outputs it replaces.
+    index = os.path.join(args.output, INDEX_FILE)
+    if os.path.exists(index):
+        os.remove(index)
     launch(
         predict_share, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
         dist_url=args.dist_url, args=(args, videos),

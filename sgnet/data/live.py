@@ -9,6 +9,7 @@ Live readers have the attributes of :class:`~sgnet.data.VideoFrameReader` that t
 ``live`` True. They are read once: the frames a camera delivered cannot be read again.
 """
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -62,10 +63,6 @@ class _LiveReader:
         yield self._first
         yield from self._frames
 
-    def close(self) -> None:
-        """Stop reading: the source is closed (in the thread that reads it)."""
-        self._frames.close()
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r}, fps={self.fps}, size={self.height}x{self.width})"
 
@@ -78,8 +75,13 @@ class StreamReader(_LiveReader):
 
     def __init__(self, url: str, *, input_format: Optional[str] = None, timeout: float = 10.0):
         self.input_format = input_format
+        # A local file or device read as a stream is still an input that outputs must not replace.
+        local = url[len("file://"):] if url.startswith("file://") else url[len("file:"):] if url.startswith("file:") else url
+        self.input_paths = [local] if os.path.exists(local) else []
         try:
             self.container = av.open(url, format=input_format, timeout=(timeout, timeout))
+        except av.ExitError as e:  # FFmpeg gave up waiting: the server accepted but never answered
+            raise VideoReadError(f"cannot open the stream {url}: no answer within {timeout:g} s") from e
         except (av.FFmpegError, OSError, ValueError) as e:
             raise VideoReadError(f"cannot open the stream {url}: {e}") from e
         if not self.container.streams.video:
@@ -137,12 +139,16 @@ class FrameFeed:
     ``pace_fps``: deliver the frames no faster than this rate (a file played as a live source).
     ``timeout``: a source that delivers nothing for this long (seconds) raises
     :class:`~sgnet.data.VideoReadError` naming ``name``. The source's own errors are raised in
-    the consumer. Leaving the iteration (or :meth:`close`) stops the reading thread.
+    the consumer. Leaving the iteration, or :meth:`close` (e.g. from a signal handler), stops
+    the reading thread.
 
     Counters: :attr:`received` (frames read from the source), :attr:`dropped`.
     """
 
     QUEUE = 4
+    # How long leaving the iteration waits for the reading thread to close the source (a source
+    # blocked in a read is left to its own timeout: the thread is a daemon).
+    JOIN_TIMEOUT = 2.0
 
     def __init__(
         self,
@@ -195,8 +201,10 @@ class FrameFeed:
         try:
             while True:
                 with self._changed:
-                    if not self._changed.wait_for(lambda: self._waiting or self._ended, self.timeout):
+                    if not self._changed.wait_for(lambda: self._waiting or self._ended or self._stopped, self.timeout):
                         raise VideoReadError(f"{self.name} delivered no frame for {self.timeout:g} s")
+                    if self._stopped:
+                        return
                     if not self._waiting:
                         if self._error is not None:
                             raise self._error
@@ -206,9 +214,14 @@ class FrameFeed:
                 yield item
         finally:
             self.close()
+            self._thread.join(self.JOIN_TIMEOUT)
 
     def close(self) -> None:
-        """Stop reading (the thread ends at its next frame)."""
+        """Stop: the iteration ends before its next frame (frames waiting then are counted as
+        dropped) and the thread at its next frame. Safe in a signal handler (no waiting)."""
         with self._changed:
-            self._stopped = True
+            if not self._stopped:
+                self._stopped = True
+                self.dropped += len(self._waiting)
+                self._waiting.clear()
             self._changed.notify_all()
