@@ -4,8 +4,9 @@
     python demo/demo.py --config-file configs/toy/sgnet_R18_toy.yaml --video-input in.mp4 \
         --output out.mp4 --opts MODEL.WEIGHTS output/toy/sgnet_R18_toy/model_final.pth
 
-``--onnx OUTPUT/model.onnx`` runs the frame step in ONNX Runtime instead of PyTorch (a file from
-``tools/export_model.py`` with the same config, which still sets classes and test sizes).
+``--onnx OUTPUT/model.onnx`` runs the frame step in ONNX Runtime (or OpenVINO: ``--runtime
+openvino``) instead of PyTorch: a file from ``tools/export_model.py`` with the same config, which
+still sets classes and test sizes.
 
 Live sources (:mod:`sgnet.data.live`): ``--webcam [INDEX]`` (OpenCV), or a ``--video-input`` URL
 FFmpeg opens (``rtsp://``, ``http(s)://``, ``udp://``; with ``--input-format FMT`` anything
@@ -46,6 +47,8 @@ import tqdm
 from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
+# The deploy package imports its extra's packages (onnxruntime, openvino) only when a model loads.
+from sgnet.deploy import RUNTIMES, load_exported
 from sgnet.config_checks import check_dataset_classes
 from sgnet.data import (
     STRIP_SUFFIXES,
@@ -87,7 +90,10 @@ def get_parser():
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="a live source delivering no frame for this long ends the run"
     )
     parser.add_argument("--output", required=True, help="output video file (.mp4) or folder for PNG frames")
-    parser.add_argument("--onnx", metavar="FILE", help="run the frame step in ONNX Runtime from this exported model")
+    parser.add_argument("--onnx", metavar="FILE", help="run the frame step from this exported model (tools/export_model.py)")
+    parser.add_argument(
+        "--runtime", choices=list(RUNTIMES), help="the runtime that runs --onnx (default: onnxruntime)"
+    )
     parser.add_argument("--confidence-threshold", type=float, default=0.3, help="minimum score of drawn instances")
     parser.add_argument("--strip", help="also save a PNG strip of --strip-frames evenly spaced output frames here")
     parser.add_argument("--strip-frames", type=int, default=4)
@@ -128,13 +134,6 @@ def check_outputs(args, inputs: list) -> None:
         raise InvalidInput(f"--save-results {args.save_results}: must be a .json file")
     if args.save_masks:
         check_mask_folder(args.save_masks)
-
-
-def onnx_model(path: str, cfg):
-    """The exported frame step in ONNX Runtime (it says so if the deploy extra is missing)."""
-    from sgnet.deploy import ONNXRuntimeSGNet
-
-    return ONNXRuntimeSGNet(path, cfg)  # a bad file: DeployError, a UserError
 
 
 def open_source(args):
@@ -193,6 +192,8 @@ class StopSignals:
 
 
 def run(args) -> dict:
+    if args.runtime and not args.onnx:
+        raise InvalidInput(f"--runtime {args.runtime} runs an exported model: give it with --onnx FILE")
     cfg = load_config(args.config_file, args.opts)
     register_config_datasets(cfg)
     check_dataset_classes(cfg, required=("TEST",))
@@ -204,7 +205,8 @@ def run(args) -> dict:
         raise InvalidInput(
             f"--realtime drops frames of {reader.source}: --save-masks and --save-results of a file need every frame (leave out --realtime)"
         )
-    predictor = VideoPredictor(cfg, model=onnx_model(args.onnx, cfg) if args.onnx else None)
+    # A bad exported file, or the deploy extra missing: DeployError, a UserError.
+    predictor = VideoPredictor(cfg, model=load_exported(args.onnx, cfg, args.runtime) if args.onnx else None)
     outputs = VideoOutputs(
         predictor, (reader.height, reader.width), reader.fps, threshold=args.confidence_threshold,
         video=args.output, strip=args.strip, strip_frames=args.strip_frames, num_frames=reader.num_frames,

@@ -54,16 +54,22 @@ def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
         result["train_step_ms"]["sgnet"] / result["train_step_ms"]["mask_rcnn"]
     )
 
-    # ONNX Runtime against eager PyTorch, interleaved, on the same N detections.
-    assert set(result["onnx_latency_ms"]) == set(result["onnx_over_eager"]) == {"1", "3"}
-    for n in ("1", "3"):
-        onnx_ms, eager_ms = result["onnx_latency_ms"][n], result["onnx_eager_latency_ms"][n]
-        assert onnx_ms > 0 and result["onnx_over_eager"][n] == pytest.approx(onnx_ms / eager_ms)
+    # ONNX Runtime and OpenVINO against eager PyTorch, interleaved, on the same N detections,
+    # and equal to it (R50-FPN at random weights: the release config's graph in both runtimes).
+    for prefix in ("onnx", "openvino"):
+        assert set(result[f"{prefix}_latency_ms"]) == set(result[f"{prefix}_over_eager"]) == {"1", "3"}
+        for n in ("1", "3"):
+            ms, eager_ms = result[f"{prefix}_latency_ms"][n], result["onnx_eager_latency_ms"][n]
+            assert ms > 0 and result[f"{prefix}_over_eager"][n] == pytest.approx(ms / eager_ms)
+        difference = result[f"{prefix}_difference"]
+        assert difference["instances"] == 3 and difference["mask_pixels"] == 3 * 64 * 96
+        assert difference["max_box_px"] < 1e-2 and difference["mask_pixels_differ"] == 0
     assert result["onnx_export_seconds"] > 0 and result["onnx_file_mib"] > 50  # R50-FPN: ~130 MiB of weights
+    assert 0 < result["onnx_nodes"] < result["onnx_traced_nodes"]
 
     text = report.read_text()
     assert "| 3 |" in text and "Top operators" in text and "aten::" in text
-    assert "## ONNX Runtime" in text and "Conv " in text  # ONNX Runtime's profile names its operators
+    assert "## ONNX Runtime and OpenVINO" in text and "Conv " in text  # ONNX Runtime's profile names its operators
     assert (tmp_path / "benchmarks_latency.png").stat().st_size > 1000
 
 

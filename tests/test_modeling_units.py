@@ -477,6 +477,11 @@ def test_nms_per_group_equals_torchvision_batched_nms():
         assert sorted(kept.tolist()) == sorted(batched_nms(boxes, scores, labels, 0.5).tolist())
         assert (scores[kept][1:] <= scores[kept][:-1]).all()
         assert torch.equal(nms_per_group(boxes, scores, None, 0.5, torch.tensor(120.0)), batched_nms(boxes, scores, torch.zeros_like(labels), 0.5))
+        # At threshold 1 (NMS off) every box is kept, identical (clipped) ones too, as torchvision keeps them.
+        duplicated, duplicated_scores = torch.cat([boxes, boxes[:5]]), torch.cat([scores, scores[:5] - 0.01])
+        off = nms_per_group(duplicated, duplicated_scores, None, 1.0, torch.tensor(120.0))
+        assert sorted(off.tolist()) == sorted(batched_nms(duplicated, duplicated_scores, torch.zeros(65, dtype=torch.int64), 1.0).tolist())
+        assert sorted(off.tolist()) == list(range(65)) and (duplicated_scores[off][1:] <= duplicated_scores[off][:-1]).all()
 
 
 def _fcos_public_methods():

@@ -326,43 +326,92 @@ def sgnet_profile(model, frame, timer: Timer, rows: int) -> str:
 # ---------------------------------------------------------------------------- ONNX Runtime
 
 
-def onnx_section(args, model, frame, timer: Timer) -> dict:
-    """SG-Net's VIS step with its frame step exported (``sgnet.deploy``, one file per N: the
-    detection count is part of the graph) and run in ONNX Runtime's CPU provider with torch's
-    thread count, against the same step in eager PyTorch; both time the same association.
-    The two run interleaved (:meth:`Timer.medians_ms`; ONNX Runtime's threads do not spin
-    between runs). Also the export time and file size (of the N = 10 file, or the last N), and
-    ONNX Runtime's top operators at that N when a report is written."""
-    import onnxruntime
+# Mask pixels whose eager probability lies this close to the threshold may go either way in
+# another runtime (random weights put many there).
+MASK_MARGIN = 1e-3
 
-    from sgnet.deploy import ONNXRuntimeSGNet, export_onnx
+
+def deployed_difference(model, frame, deployed) -> dict:
+    """How far a runtime's detections of ``frame`` are from eager PyTorch's, matched by box
+    IoU and score: the largest box coordinate difference (px), and the mask pixels that differ other than
+    those within :data:`MASK_MARGIN` of the mask threshold."""
+    from detectron2.structures import pairwise_iou
 
     size = tuple(frame.shape[-2:])
-    result = {"latency_ms": {}, "eager_latency_ms": {}, "over_eager": {}, "version": onnxruntime.__version__}
+    threshold = model.mask_threshold
+    eager = model.detect_frame(frame, size)
+    try:
+        # Pixels above the threshold - margin but not above + margin: the ones near it.
+        bounds = []
+        for shifted in (threshold - MASK_MARGIN, threshold + MASK_MARGIN):
+            model.mask_threshold = shifted
+            bounds.append(model.detect_frame(frame, size).pred_masks)
+    finally:
+        model.mask_threshold = threshold
+    got = deployed.detect_frame(frame, size)
+    if len(eager) != len(got):
+        raise RuntimeError(f"{deployed.runtime}: {len(got)} detections where eager PyTorch gave {len(eager)}")
+    # Boxes clipped to the frame repeat: among the boxes of IoU > 0.99, the closest score.
+    same_box = pairwise_iou(eager.pred_boxes, got.pred_boxes) > 0.99
+    score_gap = (eager.scores[:, None] - got.scores[None]).abs()
+    got = got[torch.where(same_box, score_gap, torch.inf).argmin(dim=1)]
+    differ = got.pred_masks != eager.pred_masks
+    return {
+        "max_box_px": float((got.pred_boxes.tensor - eager.pred_boxes.tensor).abs().max()),
+        "mask_pixels_differ": int((differ & ~(bounds[0] & ~bounds[1])).sum()),
+        "mask_pixels_near_threshold_differ": int((differ & bounds[0] & ~bounds[1]).sum()),
+        "mask_pixels": int(eager.pred_masks.numel()),
+    }
+
+
+def onnx_section(args, model, frame, timer: Timer) -> dict:
+    """SG-Net's VIS step with its frame step exported (``sgnet.deploy``, one file per N: the
+    detection count is part of the graph) and run in each runtime (ONNX Runtime's CPU provider,
+    OpenVINO's CPU plugin) with torch's thread count, against the same step in eager PyTorch;
+    all time the same association. They run interleaved (:meth:`Timer.medians_ms`; the runtimes'
+    threads do not spin between runs). Also the export time, file size and node counts (of the
+    N = 10 file, or the last N), each runtime's difference from eager PyTorch at that N, and ONNX
+    Runtime's top operators at that N when a report is written."""
+    import onnxruntime
+    import openvino
+
+    from sgnet.deploy import RUNTIMES, export_onnx, load_exported
+
+    size = tuple(frame.shape[-2:])
+    versions = {"onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__.split("-")[0]}
+    result = {"eager_latency_ms": {}, "versions": versions, "difference": {}}
+    result.update({f"{runtime}_latency_ms": {} for runtime in RUNTIMES})
     with tempfile.TemporaryDirectory() as tmp:
         for n in INSTANCE_COUNTS:
             model.max_detections_per_image = n
             cfg = sgnet_cfg(SGNET_CONFIG, "cpu", n)
             exported = export_onnx(model, cfg, str(Path(tmp) / str(n) / "model.onnx"), sample_image=frame)
-            deployed = ONNXRuntimeSGNet(exported.path, cfg)
-            if n == 10 or "export_seconds" not in result:
-                result["export_seconds"], result["file_mib"] = exported.seconds, exported.size_bytes / 2**20
+            deployed = {runtime: load_exported(exported.path, cfg, runtime) for runtime in RUNTIMES}
+            reported = n == 10 or n == INSTANCE_COUNTS[-1] and "nodes" not in result
+            if reported:
+                result.update(export_seconds=exported.seconds, file_mib=exported.size_bytes / 2**20,
+                              nodes=exported.nodes, traced_nodes=exported.traced_nodes)  # fmt: skip
             memory = TrackMemory()
             with torch.inference_mode():
-                if len(deployed.inference_frame(frame, size, memory)) != n:  # the tracks of a previous frame
-                    raise RuntimeError(f"ONNX Runtime gave another number of detections than {n}")
+                for runtime, frame_model in deployed.items():
+                    difference = deployed_difference(model, frame, frame_model)  # raises on another count
+                    if reported:
+                        result["difference"][runtime] = {"instances": n, **difference}
+                model.inference_frame(frame, size, memory)  # the tracks of a previous frame
                 medians = timer.medians_ms(
                     {
                         backend: (lambda m, frame_model=frame_model: frame_model.inference_frame(frame, size, m),
                                   lambda: copy.deepcopy(memory))
-                        for backend, frame_model in (("eager", model), ("onnx", deployed))
+                        for backend, frame_model in (("eager", model), *deployed.items())
                     }
                 )
-            result["latency_ms"][str(n)], result["eager_latency_ms"][str(n)] = medians["onnx"], medians["eager"]
-            result["over_eager"][str(n)] = medians["onnx"] / medians["eager"]
-            log(f"ONNX Runtime N={n}: {medians['onnx']:.0f} ms, eager {medians['eager']:.0f} ms "
-                f"(export {exported.seconds:.1f} s, {exported.size_bytes / 2**20:.0f} MiB)")
-            if args.profile_rows and (n == 10 or n == INSTANCE_COUNTS[-1] and "profile" not in result):
+            result["eager_latency_ms"][str(n)] = medians["eager"]
+            for runtime in RUNTIMES:
+                result[f"{runtime}_latency_ms"][str(n)] = medians[runtime]
+            log(f"N={n}: eager {medians['eager']:.0f} ms, "
+                + ", ".join(f"{runtime} {medians[runtime]:.0f} ms" for runtime in RUNTIMES)
+                + f" (export {exported.seconds:.1f} s, {exported.size_bytes / 2**20:.0f} MiB, {exported.nodes} nodes)")
+            if args.profile_rows and reported:
                 result["profile"] = onnx_profile(exported.path, frame, size, timer.repeats, args.profile_rows)
     return result
 
@@ -540,16 +589,29 @@ def summary(args, latency, memory, train, eval_seconds) -> dict:
         "peak_anonymous_rss_mib": {n: peak["anonymous"] for n, peak in memory.items()},
         "rss_1000_over_100": memory[long]["anonymous"] / memory[short]["anonymous"],
         "total_rss_1000_over_100": memory[long]["total"] / memory[short]["total"],
-        # ONNX Runtime (CPU provider) against eager PyTorch in the same rounds; absent on CUDA.
-        **({"onnx_latency_ms": latency["onnx"]["latency_ms"], "onnx_over_eager": latency["onnx"]["over_eager"],
-            "onnx_eager_latency_ms": latency["onnx"]["eager_latency_ms"],
-            "onnx_export_seconds": latency["onnx"]["export_seconds"], "onnx_file_mib": latency["onnx"]["file_mib"],
-            "onnx_runtime_version": latency["onnx"]["version"]}
-           if "onnx" in latency else {}),
+        # The exported step in ONNX Runtime and OpenVINO (CPU) against eager PyTorch in the same
+        # rounds; absent on CUDA.
+        **(deploy_summary(latency["onnx"]) if "onnx" in latency else {}),
         "train_step_ms": train,
         "train_step_ratio": train["sgnet"] / train["mask_rcnn"],
         "eval_seconds": eval_seconds,
     }
+
+
+def deploy_summary(deploy: dict) -> dict:
+    """The ``--json`` keys of :func:`onnx_section`: ``onnx_*`` (ONNX Runtime), ``openvino_*``."""
+    eager = deploy["eager_latency_ms"]
+    result = {"onnx_eager_latency_ms": eager}
+    for runtime, prefix in (("onnxruntime", "onnx"), ("openvino", "openvino")):
+        latency = deploy[f"{runtime}_latency_ms"]
+        result.update({
+            f"{prefix}_latency_ms": latency,
+            f"{prefix}_over_eager": {n: latency[n] / eager[n] for n in latency},
+            f"{prefix}_runtime_version": deploy["versions"][runtime],
+            f"{prefix}_difference": deploy["difference"][runtime],
+        })  # fmt: skip
+    result.update({f"onnx_{key}": deploy[key] for key in ("export_seconds", "file_mib", "nodes", "traced_nodes")})
+    return result
 
 
 def device_name(device: str) -> str:
@@ -587,19 +649,33 @@ def onnx_report_lines(result: dict, counts, profile: str) -> list:
     """The report's ONNX Runtime section (none on CUDA)."""
     if "onnx_latency_ms" not in result:
         return []
-    onnx_ms, eager_ms, ratio = result["onnx_latency_ms"], result["onnx_eager_latency_ms"], result["onnx_over_eager"]
+    eager_ms = result["onnx_eager_latency_ms"]
+    ort_ms, ort_ratio = result["onnx_latency_ms"], result["onnx_over_eager"]
+    ov_ms, ov_ratio = result["openvino_latency_ms"], result["openvino_over_eager"]
+    differences = [
+        f"{name}: boxes within {result[f'{prefix}_difference']['max_box_px']:.2g} px of eager PyTorch's, "
+        f"{result[f'{prefix}_difference']['mask_pixels_differ']} of {result[f'{prefix}_difference']['mask_pixels']} "
+        f"mask pixels differ (and {result[f'{prefix}_difference']['mask_pixels_near_threshold_differ']} within "
+        f"{MASK_MARGIN:g} of the threshold)"
+        for name, prefix in (("ONNX Runtime", "onnx"), ("OpenVINO", "openvino"))
+    ]
     return [
-        "## ONNX Runtime (CPU provider)",
+        "## ONNX Runtime and OpenVINO (CPU)",
         "",
-        f"SG-Net's frame step exported by `sgnet.deploy` (`tools/export_model.py`) and run in ONNX Runtime",
-        f"{result['onnx_runtime_version']} with the same threads, against eager PyTorch in the same rounds; both",
-        "steps include the same association (PyTorch) against N existing tracks.",
+        "SG-Net's frame step exported by `sgnet.deploy` (`tools/export_model.py`) and run in ONNX Runtime",
+        f"{result['onnx_runtime_version']} (CPU provider) and OpenVINO {result['openvino_runtime_version']} (CPU plugin, "
+        "float32) with the same threads,",
+        "against eager PyTorch in the same rounds; all steps include the same association (PyTorch)",
+        "against N existing tracks.",
         "",
-        "| N instances | ONNX Runtime (ms) | eager PyTorch (ms) | ONNX Runtime / eager |",
-        "|---|---|---|---|",
-        *(f"| {n} | {onnx_ms[str(n)]:.0f} | {eager_ms[str(n)]:.0f} | {ratio[str(n)]:.2f} |" for n in counts),
+        "| N instances | eager PyTorch (ms) | ONNX Runtime (ms) | OpenVINO (ms) | ONNX Runtime / eager | OpenVINO / eager |",
+        "|---|---|---|---|---|---|",
+        *(f"| {n} | {eager_ms[str(n)]:.0f} | {ort_ms[str(n)]:.0f} | {ov_ms[str(n)]:.0f} | {ort_ratio[str(n)]:.2f} "
+          f"| {ov_ratio[str(n)]:.2f} |" for n in counts),
         "",
-        f"Export: {result['onnx_export_seconds']:.1f} s, file {result['onnx_file_mib']:.0f} MiB.",
+        f"Export: {result['onnx_export_seconds']:.1f} s, file {result['onnx_file_mib']:.0f} MiB, "
+        f"{result['onnx_nodes']} nodes (simplified from {result['onnx_traced_nodes']} traced). At "
+        f"{result['onnx_difference']['instances']} instances, " + "; ".join(differences) + ".",
         "",
         "ONNX Runtime's own profile of the frame step (operator types, ms per frame):",
         "",
@@ -668,7 +744,7 @@ def write_report(path: Path, result: dict, profile: str, command: str, device: s
         "|---|" + "---|" * len(counts),
         *(f"| {s} | " + " | ".join(f"{breakdown[str(n)][s]:.1f}" for n in counts) + " |" for s in stages),
         "",
-        f"| other figure | value |",
+        "| other figure | value |",
         "|---|---|",
         f"| demo peak anonymous RSS, {short} / {long} frames (MiB) | {anonymous[str(short)]:.0f} / {anonymous[str(long)]:.0f} |",
         f"| peak anonymous RSS ratio, {long} / {short} frames | {result['rss_1000_over_100']:.3f} |",

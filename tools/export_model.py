@@ -7,8 +7,10 @@
 Writes ``OUTPUT/model.onnx``: one frame's whole step, from the resized uint8 frame (normalisation
 and padding inside) to boxes, scores, classes, class scores, masks at the original frame size (a
 graph input) and centre embeddings, with dynamic frame size and number of detections. Association
-stays outside (``sgnet.deploy.ONNXRuntimeSGNet`` runs it as PyTorch does). The file is checked
-with ``onnx.checker``; its inputs and outputs are printed. Exit status: 0, or 2 on bad input.
+stays outside (``sgnet.deploy.ONNXRuntimeSGNet`` and ``OpenVINOSGNet`` run it as PyTorch does).
+The traced graph is simplified by onnxslim (checked equal in ONNX Runtime; ``--no-simplify``
+writes it as traced) and checked with ``onnx.checker``; its node count, inputs and outputs are
+printed. Exit status: 0, or 2 on bad input.
 """
 import argparse
 import os
@@ -35,6 +37,9 @@ def get_parser():
     parser.add_argument(
         "--sample-image", help="an image to trace with (default: a random frame; the graph does not depend on it)"
     )
+    parser.add_argument(
+        "--no-simplify", action="store_true", help="write the graph as traced (about twice the nodes; OpenVINO runs both)"
+    )
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return parser
 
@@ -56,8 +61,12 @@ def export(argv=None) -> int:
         if image is None:
             raise DeployError(f"{args.sample_image}: not an image file OpenCV can read")
         sample = predictor.to_model_input(image)
-    summary = export_onnx(predictor.model, cfg, output, sample, class_names=predictor.class_names)
+    summary = export_onnx(
+        predictor.model, cfg, output, sample, class_names=predictor.class_names, simplify=not args.no_simplify
+    )
     print(f"Exported {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s), checked by onnx.checker")
+    simplified = f", simplified from {summary.traced_nodes} traced" if summary.nodes != summary.traced_nodes else " (as traced)"
+    print(f"graph: {summary.nodes} nodes{simplified}")
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))
     return 0

@@ -1,17 +1,18 @@
-"""Deployment: SG-Net's frame step exported to ONNX, and run in ONNX Runtime.
+"""Deployment: SG-Net's frame step exported to ONNX, and run in ONNX Runtime or OpenVINO.
 
 Not imported by the core package: the applications (``tools/export_model.py``,
 ``demo/demo.py --onnx``, ``tools/benchmark.py``) and the tests import it. It needs the
-``deploy`` extra (``pip install sgnet[deploy]``: onnx, onnxruntime).
+``deploy`` extra (``pip install sgnet[deploy]``: onnx, onnxslim, onnxruntime, openvino).
 
 In the graph: the frame's normalisation and padding, backbone, FPN, heads with their deformable
 alignment (the sampled formulation: ``GridSample``), candidate selection, NMS, mask assembly at
 the original frame size, and the centre embeddings. Outside it, in Python: resizing the frame
 (the test mapper's), and association with the video's tracks (:class:`~sgnet.tracking.OnlineTracker`),
-which :class:`ONNXRuntimeSGNet` runs exactly as :class:`~sgnet.modeling.SGNet` does.
+which :class:`ONNXRuntimeSGNet` and :class:`OpenVINOSGNet` run exactly as
+:class:`~sgnet.modeling.SGNet` does.
 """
 from .errors import DeployError
 from .export import export_onnx
-from .runtime import ONNXRuntimeSGNet
+from .runtime import RUNTIMES, ExportedSGNet, ONNXRuntimeSGNet, OpenVINOSGNet, load_exported
 
-__all__ = ["DeployError", "ONNXRuntimeSGNet", "export_onnx"]
+__all__ = ["DeployError", "ExportedSGNet", "ONNXRuntimeSGNet", "OpenVINOSGNet", "RUNTIMES", "export_onnx", "load_exported"]

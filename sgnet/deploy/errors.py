@@ -8,7 +8,7 @@ class DeployError(InvalidInput):
 
 
 def require(module: str):
-    """Import ``module`` (onnx, onnxruntime) or fail with how to install it."""
+    """Import ``module`` (onnx, onnxslim, onnxruntime, openvino) or fail with how to install it."""
     import importlib
 
     try:

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,14 +69,16 @@ class FrameGraph(nn.Module):
 
 @dataclass
 class ExportSummary:
-    """An exported file: its absolute path, inputs and outputs ("name: type[dims]"), size and
-    the time the export took."""
+    """An exported file: its absolute path, inputs and outputs ("name: type[dims]"), size, the
+    time the export took, and its node count (``traced_nodes``: before simplification)."""
 
     path: str
     inputs: List[str]
     outputs: List[str]
     size_bytes: int
     seconds: float
+    nodes: int
+    traced_nodes: int
 
 
 def _describe(values, onnx) -> List[str]:
@@ -88,9 +91,64 @@ def _describe(values, onnx) -> List[str]:
     return lines
 
 
-def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names):
-    """Trace the frame step into ``path``, record the config values the graph holds, check it.
-    Returns the graph."""
+def _check_frame(image: torch.Tensor) -> Dict[str, np.ndarray]:
+    return {"image": np.ascontiguousarray(image.numpy()), "output_size": np.asarray(image.shape[-2:], dtype=np.int64)}
+
+
+def _check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
+    """The feeds a simplified graph is checked on: the traced frame, and a random frame of
+    another, odd size (the shape computations the simplifier rewrote must hold for it too)."""
+    height, width = sample_image.shape[-2:]
+    generator = torch.Generator().manual_seed(1)
+    other = torch.randint(0, 256, (3, height // 2 * 2 + 13, width // 2 * 2 - 11), dtype=torch.uint8, generator=generator)
+    return [_check_frame(sample_image), _check_frame(other)]
+
+
+def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray]) -> Optional[str]:
+    """Where ``simplified`` outputs differ from ``reference`` beyond float rounding (None: nowhere)."""
+    for name, expected, got in zip(OUTPUT_NAMES, reference, simplified):
+        if expected.shape != got.shape:
+            return f"{name} has shape {list(got.shape)} instead of {list(expected.shape)}"
+        if name == "masks":
+            # A pixel whose probability sits at the threshold may flip with the operation order.
+            if np.count_nonzero(expected != got) > max(1, expected.size // 10000):
+                return f"{np.count_nonzero(expected != got)} of {expected.size} mask pixels differ"
+        elif not np.allclose(expected, got, rtol=1e-4, atol=1e-4):
+            return f"{name} differs by up to {np.abs(expected.astype(np.float64) - got).max():.3g}"
+    return None
+
+
+def _simplify(path: str, sample_image: torch.Tensor, onnx) -> int:
+    """Replace the traced graph in ``path`` by onnxslim's simplification (constant folding,
+    shape plumbing, Identity nodes: about half the nodes, which every runtime would otherwise
+    digest), checked equal in ONNX Runtime on :func:`_check_frames`. Returns the traced graph's
+    node count."""
+    onnxslim, ort = require("onnxslim"), require("onnxruntime")
+    traced = onnx.load(path)
+    traced_nodes = len(traced.graph.node)
+    simplified = onnxslim.slim(traced)
+    if simplified is None:
+        raise DeployError(f"{path}: onnxslim {onnxslim.__version__} could not simplify the traced graph")
+    reference_path = path + ".traced.onnx"
+    os.replace(path, reference_path)
+    try:
+        onnx.save(simplified, path)
+        sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (reference_path, path)]
+        for feeds in _check_frames(sample_image):
+            difference = _first_difference(*(session.run(None, feeds) for session in sessions))
+            if difference:
+                raise DeployError(
+                    f"{path}: onnxslim {onnxslim.__version__} changed the graph's results on a "
+                    f"{list(feeds['image'].shape)} frame ({difference}): export with --no-simplify"
+                )
+    finally:
+        os.remove(reference_path)
+    return traced_nodes
+
+
+def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names, simplify: bool):
+    """Trace the frame step into ``path``, simplify it (``simplify``), record the config values
+    the graph holds, check it. Returns the graph and the traced graph's node count."""
     detections = {0: "detections"}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about every Python value it records (detectron2's asserts, the
@@ -110,17 +168,23 @@ def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names)
                 "masks": {0: "detections", 1: "output_height", 2: "output_width"},
             },
         )
+    traced_nodes = _simplify(path, sample_image, onnx) if simplify else len(onnx.load(path).graph.node)
     graph = onnx.load(path)
     graph.metadata_props.add(key=CONFIG_METADATA, value=json.dumps(graph_config(cfg)))
     if class_names is not None:
         graph.metadata_props.add(key=CLASS_NAMES_METADATA, value=json.dumps(list(class_names)))
     onnx.save(graph, path)
     onnx.checker.check_model(path, full_check=True)
-    return graph
+    return graph, traced_nodes
 
 
 def export_onnx(
-    model, cfg, path: str, sample_image: Optional[torch.Tensor] = None, class_names: Optional[List[str]] = None
+    model,
+    cfg,
+    path: str,
+    sample_image: Optional[torch.Tensor] = None,
+    class_names: Optional[List[str]] = None,
+    simplify: bool = True,
 ) -> ExportSummary:
     """Trace ``model`` (an :class:`~sgnet.modeling.SGNet` on the CPU, weights loaded) into
     ``path``, an ONNX file whose frame size and number of detections are dynamic.
@@ -131,6 +195,8 @@ def export_onnx(
             ``INPUT.MIN_SIZE_TEST`` x (1.5 x that). The graph does not depend on it.
         class_names: the model's class names (e.g. :attr:`sgnet.predictor.VideoPredictor.class_names`),
             recorded in the file when given.
+        simplify: write onnxslim's simplification of the traced graph, checked equal in ONNX
+            Runtime (:func:`_simplify`); False writes the graph as traced.
     Returns:
         the file, its inputs and outputs ("name: type[dims]"), size and export time.
     """
@@ -149,7 +215,7 @@ def export_onnx(
         # failed export leaves the previous file (or none), never a half one.
         with atomic_path(path, suffix=".onnx") as staging:
             start = time.perf_counter()
-            graph = _export(model, cfg, sample_image, output_size, staging, onnx, class_names)
+            graph, traced_nodes = _export(model, cfg, sample_image, output_size, staging, onnx, class_names, simplify)
     except OSError as e:
         folders.remove_empty()
         raise DeployError(f"{path}: cannot write it ({e})") from e
@@ -163,4 +229,6 @@ def export_onnx(
         outputs=_describe(graph.graph.output, onnx),
         size_bytes=os.path.getsize(path),
         seconds=seconds,
+        nodes=len(graph.graph.node),
+        traced_nodes=traced_nodes,
     )

@@ -1,6 +1,8 @@
-"""SG-Net's frame step in ONNX Runtime, tracked by the same online inference as PyTorch's."""
+"""SG-Net's exported frame step in ONNX Runtime or OpenVINO, tracked by the same online
+inference as PyTorch's."""
 import json
 import os
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -17,35 +19,30 @@ def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-class ONNXRuntimeSGNet(OnlineVideoInference):
-    """An exported frame step (``tools/export_model.py``) in ONNX Runtime's CPU provider, with
-    :meth:`detect_frame` as :class:`~sgnet.modeling.SGNet`'s, so that ``inference_frame``,
-    ``inference_video`` and :class:`~sgnet.predictor.VideoPredictor` run on it unchanged.
+class ExportedSGNet(OnlineVideoInference):
+    """An exported frame step (``tools/export_model.py``) in a runtime, with :meth:`detect_frame`
+    as :class:`~sgnet.modeling.SGNet`'s, so that ``inference_frame``, ``inference_video`` and
+    :class:`~sgnet.predictor.VideoPredictor` run on it unchanged. A runtime implements
+    :meth:`_load` and :meth:`_run`.
 
     ``cfg`` is the config the file was exported with: it names the tracker's settings and the
     classes, and must agree with the values the graph holds (:data:`~sgnet.deploy.export.GRAPH_KEYS`:
     input format, class count, thresholds, ...); the tracker's keys are free.
-    ``num_threads``: ONNX Runtime's intra-op threads (default: torch's, so the two backends
-    compare on equal terms). Its threads do not spin after a run, which would slow the PyTorch
-    work (association) that follows in the same process.
+    ``num_threads``: the runtime's threads (default: torch's, so that it and PyTorch compare on
+    equal terms).
     """
 
+    #: The runtime's name, as ``demo.py --runtime`` spells it.
+    runtime = ""
+
     def __init__(self, path: str, cfg, num_threads: int = 0):
-        ort = require("onnxruntime")
         self.path = os.path.abspath(path)
         if not os.path.isfile(self.path):
             raise DeployError(f"{self.path}: no such ONNX model file")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only: a bad file is reported below, in one line
-        try:
-            self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types for unreadable or invalid files
-            raise DeployError(f"{self.path}: not a model ONNX Runtime can load ({_first_line(e)})") from e
-        self._check(self.session, cfg)
+        inputs, outputs, metadata = self._load(num_threads or torch.get_num_threads())
+        self._check(inputs, outputs, metadata, cfg)
         self.num_classes = cfg.MODEL.SGNET.NUM_CLASSES
-        recorded = self.session.get_modelmeta().custom_metadata_map.get(CLASS_NAMES_METADATA)
+        recorded = metadata.get(CLASS_NAMES_METADATA)
         # The class names it was exported with (None for a file exported without them).
         self.class_names = None if recorded is None else json.loads(recorded)
         self.init_video_inference(
@@ -55,10 +52,16 @@ class ONNXRuntimeSGNet(OnlineVideoInference):
             nms_class_agnostic=cfg.MODEL.SGNET.NMS_CLASS_AGNOSTIC,
         )
 
-    def _check(self, session, cfg) -> None:
-        inputs = tuple(x.name for x in session.get_inputs())
-        outputs = tuple(x.name for x in session.get_outputs())
-        metadata = session.get_modelmeta().custom_metadata_map
+    def _load(self, num_threads: int) -> Tuple[Tuple[str, ...], Tuple[str, ...], Dict[str, str]]:
+        """Load :attr:`path` into the runtime; its input names, output names and metadata."""
+        raise NotImplementedError
+
+    def _run(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
+        """The graph's outputs (in :data:`OUTPUT_NAMES` order) for ``feeds``, as arrays the
+        caller owns."""
+        raise NotImplementedError
+
+    def _check(self, inputs, outputs, metadata, cfg) -> None:
         if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES or CONFIG_METADATA not in metadata:
             raise DeployError(
                 f"{self.path}: not an SG-Net frame step exported by tools/export_model.py "
@@ -87,7 +90,78 @@ class ONNXRuntimeSGNet(OnlineVideoInference):
             "output_size": np.asarray(output_size, dtype=np.int64),
         }
         try:
-            outputs = self.session.run(None, feeds)
-        except Exception as e:  # onnxruntime's own error types, multi-line
-            raise DeployError(f"{self.path}: ONNX Runtime failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
+            outputs = self._run(feeds)
+        except Exception as e:  # the runtimes' own error types, multi-line
+            raise DeployError(f"{self.path}: {self.runtime} failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
         return FrameOutputs(*(torch.from_numpy(x) for x in outputs)).to_instances(output_size)
+
+
+class ONNXRuntimeSGNet(ExportedSGNet):
+    """:class:`ExportedSGNet` in ONNX Runtime's CPU provider. Its threads do not spin after a
+    run, which would slow the PyTorch work (association) that follows in the same process."""
+
+    runtime = "onnxruntime"
+
+    def _load(self, num_threads):
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only: a bad file is reported below, in one line
+        try:
+            self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for unreadable or invalid files
+            raise DeployError(f"{self.path}: not a model ONNX Runtime can load ({_first_line(e)})") from e
+        inputs = tuple(x.name for x in self.session.get_inputs())
+        outputs = tuple(x.name for x in self.session.get_outputs())
+        return inputs, outputs, self.session.get_modelmeta().custom_metadata_map
+
+    def _run(self, feeds):
+        return self.session.run(None, feeds)
+
+
+class OpenVINOSGNet(ExportedSGNet):
+    """:class:`ExportedSGNet` in OpenVINO's CPU plugin, from the same ONNX file (OpenVINO reads
+    ONNX itself: no conversion step). Computed in float32: on CPUs with bfloat16 units the
+    plugin would otherwise compute in bfloat16, whose results are not PyTorch's."""
+
+    runtime = "openvino"
+
+    def _load(self, num_threads):
+        ov = require("openvino")
+        core = ov.Core()
+        try:
+            model = core.read_model(self.path)
+            self.compiled = core.compile_model(
+                model,
+                "CPU",
+                {"INFERENCE_NUM_THREADS": num_threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+            )
+        except Exception as e:  # OpenVINO raises RuntimeError with its C++ trace for bad files
+            raise DeployError(f"{self.path}: not a model OpenVINO can load ({_first_line(e)})") from e
+        self.request = self.compiled.create_infer_request()
+        # The ONNX file's metadata, as OpenVINO keeps it.
+        metadata = {}
+        if model.has_rt_info(["framework"]):
+            for key in (CONFIG_METADATA, CLASS_NAMES_METADATA):
+                if model.has_rt_info(["framework", key]):
+                    metadata[key] = model.get_rt_info(["framework", key]).astype(str)
+        inputs = tuple(x.get_any_name() for x in model.inputs)
+        outputs = tuple(x.get_any_name() for x in model.outputs)
+        return inputs, outputs, metadata
+
+    def _run(self, feeds):
+        results = self.request.infer(feeds)  # copies of the outputs, not the request's buffers
+        return [np.asarray(results[output]) for output in self.compiled.outputs]
+
+
+#: The runtimes, by :attr:`ExportedSGNet.runtime` name.
+RUNTIMES = {cls.runtime: cls for cls in (ONNXRuntimeSGNet, OpenVINOSGNet)}
+
+
+def load_exported(path: str, cfg, runtime: Optional[str] = None, num_threads: int = 0) -> ExportedSGNet:
+    """The exported frame step ``path`` in ``runtime`` (a :data:`RUNTIMES` name; None: ONNX Runtime)."""
+    runtime = runtime or ONNXRuntimeSGNet.runtime
+    if runtime not in RUNTIMES:
+        raise DeployError(f"{path}: unknown runtime {runtime!r} (choose from {', '.join(RUNTIMES)})")
+    return RUNTIMES[runtime](path, cfg, num_threads)

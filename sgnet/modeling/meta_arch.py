@@ -415,6 +415,26 @@ class SGNet(OnlineVideoInference, FCOS):
         """
         return self.frame_step(image, output_size).to_instances(output_size)
 
+    def frame_input(self, image: Tensor):
+        """(C, h, w) frame -> ((1, C, H, W) normalised frame, zero-padded at the bottom and right
+        to the backbone's size divisibility; its size (h, w): ints, or a (2,) int64 tensor when
+        traced).
+
+        As ``preprocess_image`` for one frame. Its own code because the export must run in
+        OpenVINO: traced, detectron2's ``ImageList.from_tensors`` pads to the maximum over a
+        one-element stack of sizes (a ReduceMax), which OpenVINO's CPU plugin evaluates wrong
+        (padding to s + 31 instead of rounding s up), and one frame needs no maximum.
+        """
+        image = (image.to(self.device) - self.pixel_mean) / self.pixel_std
+        # Ints in eager mode, 0-d tensors traced to the frame's shape when exported.
+        height, width = image.shape[-2:]
+        stride = max(self.backbone.size_divisibility, 1)
+        # Non-negative operands: ONNX's integer division truncates where Python's floors.
+        padding = [0, (width + stride - 1) // stride * stride - width, 0, (height + stride - 1) // stride * stride - height]
+        padded = F.pad(image, padding, value=0.0).unsqueeze(0)
+        input_size = torch.stack([height, width]) if torch.jit.is_tracing() else (height, width)
+        return padded, input_size
+
     def frame_step(self, image: Tensor, output_size, dense_masks: bool = False) -> FrameOutputs:
         """:meth:`detect_frame`'s computation, as plain tensors (see :class:`FrameOutputs`).
 
@@ -423,15 +443,13 @@ class SGNet(OnlineVideoInference, FCOS):
         :meth:`SpatialGranularityMaskHead.dense_output_masks`), no value of a tensor decides a
         size or a branch, so the graph holds for any frame size and number of detections.
         """
-        images = self.preprocess_image([{"image": image}])
+        padded, input_size = self.frame_input(image)
         with self.stage_timer("backbone+FPN"):
-            features = self.backbone(images.tensor)
+            features = self.backbone(padded)
         head_features = [features[f] for f in self.head_in_features]
         with self.stage_timer("heads"):
             predictions = self.head(head_features)
         anchors = self.anchor_generator(head_features)
-        # (h, w): ints, or a (2,) tensor when traced (detectron2's ImageList).
-        input_size = images.image_sizes[0]
 
         def decode(level, locations):
             deltas = predictions["box_deltas"][level][0].flatten(1).t()[locations]

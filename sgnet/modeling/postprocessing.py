@@ -98,6 +98,11 @@ def nms_per_group(boxes: Tensor, scores: Tensor, groups, iou_thresh: float, max_
     decreasing score order. Boxes (N, 4) lie in [0, ``max_coordinate``]: shifting each group's
     boxes by group * (max_coordinate + 1) keeps groups apart in one NMS, with no reduction over
     the boxes (which an exported graph could not run on zero boxes)."""
+    if iou_thresh >= 1.0:
+        # No IoU exceeds 1: NMS keeps every box. Not left to NMS because OpenVINO's suppresses
+        # boxes whose IoU equals the threshold (identical boxes at 1.0), where torchvision's and
+        # ONNX Runtime's keep them.
+        return scores.argsort(descending=True)
     if groups is not None:
         # In float32 at least: half precision would round the shifted coordinates by pixels.
         boxes = boxes.float() + (groups * (max_coordinate + 1)).float()[:, None]
