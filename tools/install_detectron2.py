@@ -156,6 +156,21 @@ def patch_sources(source: Path) -> dict:
     return marker
 
 
+def prepared_sources(workdir: Path):
+    """The sdist downloaded into ``workdir``, hash-checked, its python sources unpacked and
+    patched (:func:`patch_sources`), with a setup.py that installs them: (the source folder, the
+    marker). Also used by ``tools/device_bundle.py``."""
+    archive = workdir / SDIST_NAME
+    download_verified(sdist_url(), archive)
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("pb1-detectron2-0.6/detectron2/")]
+        tar.extractall(workdir, members=members, filter="data")
+    source = workdir / "pb1-detectron2-0.6"
+    marker = patch_sources(source)
+    (source / "setup.py").write_text(SETUP_PY)
+    return source, marker
+
+
 def our_patch_level(package_dir: Path):
     """The patch level of the detectron2 package at ``package_dir`` if this script installed it,
     else None (a detectron2 of the user's, to be left alone)."""
@@ -219,14 +234,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # Fetch and verify first, so that a failure leaves the environment untouched.
-        archive = Path(tmp) / SDIST_NAME
-        download_verified(sdist_url(), archive)
-        with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers() if m.name.startswith("pb1-detectron2-0.6/detectron2/")]
-            tar.extractall(tmp, members=members, filter="data")
-        source = Path(tmp) / "pb1-detectron2-0.6"
-        marker = patch_sources(source)
-        (source / "setup.py").write_text(SETUP_PY)
+        source, marker = prepared_sources(Path(tmp))
         run_installer(installer + RUNTIME_REQUIREMENTS)
         # --force-reinstall (pip and uv): the same version 0.6 replaces an earlier, unpatched copy.
         run_installer(installer + ["--no-deps", "--force-reinstall", str(source)])
