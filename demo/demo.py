@@ -47,8 +47,6 @@ import tqdm
 from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
-# The deploy package imports its extra's packages (onnxruntime, openvino) only when a model loads.
-from sgnet.deploy import RUNTIMES, load_exported
 from sgnet.config_checks import check_dataset_classes
 from sgnet.data import (
     STRIP_SUFFIXES,
@@ -61,6 +59,8 @@ from sgnet.data import (
     output_kind,
     register_config_datasets,
 )
+# The deploy package imports its extra's packages (onnxruntime, openvino) only when a model loads.
+from sgnet.deploy import RUNTIMES, load_exported
 from sgnet.errors import InvalidInput, run_main
 from sgnet.fileio import refuse_overwriting_inputs, same_or_inside
 from sgnet.predictor import VideoPredictor

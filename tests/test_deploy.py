@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx  # the deploy extra, which make install installs: without it these tests fail
 import pytest
 import torch
@@ -284,6 +285,11 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     assert "checked by onnx.checker" in printed and "masks: bool[detections, output_height, output_width]" in printed
     nodes = int(printed.split("graph: ", 1)[1].split()[0])
     assert nodes == len(onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.node) and ", simplified from " in printed
+    traced_output = ["--output", str(tmp_path / "traced"), "--no-simplify"]
+    assert exporter.main(["--config-file", config, "--format", "onnx", *traced_output, *opts]) == 0
+    traced_nodes = int(printed.split(", simplified from ", 1)[1].split()[0])
+    assert f"graph: {traced_nodes} nodes (as traced)" in capsys.readouterr().out
+    assert len(onnx.load(str(tmp_path / "traced" / "model.onnx")).graph.node) == traced_nodes
     model_file = tmp_path / "onnx" / "model.onnx"
     onnx.checker.check_model(str(model_file))
     exported_cfg = load_config(config, opts)
@@ -320,3 +326,48 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     assert demo.main([*args, "--onnx", str(model_file), "--opts", *opts, "MODEL.SGNET.DETECTIONS_PER_IMAGE", "7"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and str(model_file) in error and "MODEL.SGNET.DETECTIONS_PER_IMAGE = " in error
+
+
+def test_the_simplification_check_matches_detections_and_finds_differences():
+    from sgnet.deploy.export import _first_difference
+
+    rng = np.random.default_rng(0)
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [5, 5, 30, 30]], dtype=np.float32)
+    reference = [boxes, np.array([0.5, 0.5, 0.4], np.float32), np.array([0, 1, 1]), rng.random((3, 2), dtype=np.float32),
+                 rng.random((3, 8, 8)) > 0.5, rng.random((3, 4), dtype=np.float32)]  # fmt: skip
+    swapped = [x[[1, 0, 2]] for x in reference]  # near-tied scores in the other order
+    assert _first_difference(reference, swapped) is None
+    moved = [x.copy() for x in reference]
+    moved[0][2, 1] += 0.5
+    assert _first_difference(reference, moved) == "boxes differs by up to 0.5"
+    flipped = [x.copy() for x in reference]
+    flipped[4][0, :2] = ~flipped[4][0, :2]
+    assert _first_difference(reference, flipped) == "16 of 192 mask pixels differ"  # two rows of one mask
+    assert _first_difference(reference, [x[:2] for x in reference]) == "2 detections instead of 3"
+    empty = [x[:0] for x in reference]
+    assert _first_difference(empty, [x.copy() for x in empty]) is None
+
+
+def test_export_as_traced_and_a_failed_check_keeps_the_earlier_file(tmp_path, monkeypatch):
+    """simplify=False writes the graph as traced, which both runtimes run equal to PyTorch; a
+    simplification that fails its check ends in one error naming the user's file, which keeps
+    its earlier content, with nothing left beside it."""
+    import sgnet.deploy.export as export
+
+    cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.0})
+    model = random_model(cfg)
+    path = tmp_path / "model.onnx"
+    traced = export_onnx(model, cfg, str(path), simplify=False)
+    assert traced.nodes == traced.traced_nodes == len(onnx.load(str(path)).graph.node) > 3000
+    image = torch.randint(0, 256, (3, 97, 131), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    eager, near = eager_frame(model, image, (130, 175))
+    for runtime in RUNTIMES:
+        assert_same_detections(eager, near, load_exported(str(path), cfg, runtime).detect_frame(image, (130, 175)))
+    before = path.read_bytes()
+    monkeypatch.setattr(export, "_first_difference", lambda reference, simplified: "boxes differs by up to 9")
+    with pytest.raises(DeployError) as error:
+        export_onnx(model, cfg, str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}: onnxslim ") and "changed the graph's results on a [3, 192, 288] frame" in message
+    assert "(boxes differs by up to 9)" in message and "--no-simplify" in message and "\n" not in message
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

@@ -368,8 +368,9 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
     """SG-Net's VIS step with its frame step exported (``sgnet.deploy``, one file per N: the
     detection count is part of the graph) and run in each runtime (ONNX Runtime's CPU provider,
     OpenVINO's CPU plugin) with torch's thread count, against the same step in eager PyTorch;
-    all time the same association. They run interleaved (:meth:`Timer.medians_ms`; the runtimes'
-    threads do not spin between runs). Also the export time, file size and node counts (of the
+    all time the same association. They run interleaved (:meth:`Timer.medians_ms`; ONNX Runtime's
+    threads do not spin between runs; OpenVINO has no such setting, so its threads may slow the
+    case that follows it in a round). Also the export time, file size and node counts (of the
     N = 10 file, or the last N), each runtime's difference from eager PyTorch at that N, and ONNX
     Runtime's top operators at that N when a report is written."""
     import onnxruntime

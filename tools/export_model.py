@@ -65,7 +65,7 @@ def export(argv=None) -> int:
         predictor.model, cfg, output, sample, class_names=predictor.class_names, simplify=not args.no_simplify
     )
     print(f"Exported {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s), checked by onnx.checker")
-    simplified = f", simplified from {summary.traced_nodes} traced" if summary.nodes != summary.traced_nodes else " (as traced)"
+    simplified = " (as traced)" if args.no_simplify else f", simplified from {summary.traced_nodes} traced"
     print(f"graph: {summary.nodes} nodes{simplified}")
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))

@@ -1,5 +1,6 @@
 """Export of SG-Net's frame step (:meth:`sgnet.modeling.SGNet.frame_step`) to ONNX."""
 import json
+import logging
 import os
 import time
 import warnings
@@ -13,6 +14,8 @@ from torch import nn
 from ..fileio import CreatedFolders, atomic_path
 from ..modeling.meta_arch import FrameOutputs
 from .errors import DeployError, require
+
+logger = logging.getLogger(__name__)
 
 INPUT_NAMES = ("image", "output_size")
 OUTPUT_NAMES = FrameOutputs._fields
@@ -91,22 +94,31 @@ def _describe(values, onnx) -> List[str]:
     return lines
 
 
-def _check_frame(image: torch.Tensor) -> Dict[str, np.ndarray]:
-    return {"image": np.ascontiguousarray(image.numpy()), "output_size": np.asarray(image.shape[-2:], dtype=np.int64)}
-
-
 def _check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
-    """The feeds a simplified graph is checked on: the traced frame, and a random frame of
-    another, odd size (the shape computations the simplifier rewrote must hold for it too)."""
+    """The feeds a simplified graph is checked on: the traced frame at its own size, and a
+    random frame of another, odd size with masks at a third size (the shape computations the
+    simplifier rewrote must hold for them too)."""
     height, width = sample_image.shape[-2:]
     generator = torch.Generator().manual_seed(1)
-    other = torch.randint(0, 256, (3, height // 2 * 2 + 13, width // 2 * 2 - 11), dtype=torch.uint8, generator=generator)
-    return [_check_frame(sample_image), _check_frame(other)]
+    other_size = (height // 2 * 2 + 13, max(width // 2 * 2 - 11, 33))
+    other = torch.randint(0, 256, (3, *other_size), dtype=torch.uint8, generator=generator)
+    return [
+        {"image": np.ascontiguousarray(image.numpy()), "output_size": np.asarray(output_size, dtype=np.int64)}
+        for image, output_size in ((sample_image, (height, width)), (other, (other_size[0] * 3 // 2, other_size[1] + 7)))
+    ]
 
 
 def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray]) -> Optional[str]:
-    """Where ``simplified`` outputs differ from ``reference`` beyond float rounding (None: nowhere)."""
+    """Where ``simplified`` outputs (:data:`OUTPUT_NAMES` order) differ from ``reference`` beyond
+    float rounding (None: nowhere). Detections are matched by class and nearest box first: two
+    near-tied scores may swap places."""
+    if reference[0].shape != simplified[0].shape:
+        return f"{len(simplified[0])} detections instead of {len(reference[0])}"
+    boxes, classes = reference[0], reference[2]
+    gaps = np.abs(boxes[:, None] - simplified[0][None]).max(axis=2) + np.where(classes[:, None] != simplified[2][None], np.inf, 0)
+    order = gaps.argmin(axis=1) if len(boxes) else np.zeros(0, dtype=np.int64)
     for name, expected, got in zip(OUTPUT_NAMES, reference, simplified):
+        got = got[order]
         if expected.shape != got.shape:
             return f"{name} has shape {list(got.shape)} instead of {list(expected.shape)}"
         if name == "masks":
@@ -118,37 +130,48 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
     return None
 
 
-def _simplify(path: str, sample_image: torch.Tensor, onnx) -> int:
-    """Replace the traced graph in ``path`` by onnxslim's simplification (constant folding,
-    shape plumbing, Identity nodes: about half the nodes, which every runtime would otherwise
-    digest), checked equal in ONNX Runtime on :func:`_check_frames`. Returns the traced graph's
-    node count."""
+def _simplified(staging: str, path: str, sample_image: torch.Tensor, onnx):
+    """onnxslim's simplification of the traced graph in ``staging`` (constant folding, shape
+    plumbing, Identity nodes: about half the nodes, which every runtime would otherwise digest),
+    checked equal to it in ONNX Runtime on :func:`_check_frames`. ``path``: the file the user
+    asked for, which errors name. Returns the simplified graph and the traced one's node count."""
     onnxslim, ort = require("onnxslim"), require("onnxruntime")
-    traced = onnx.load(path)
+    traced = onnx.load(staging)
     traced_nodes = len(traced.graph.node)
-    simplified = onnxslim.slim(traced)
-    if simplified is None:
-        raise DeployError(f"{path}: onnxslim {onnxslim.__version__} could not simplify the traced graph")
-    reference_path = path + ".traced.onnx"
-    os.replace(path, reference_path)
     try:
-        onnx.save(simplified, path)
-        sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (reference_path, path)]
-        for feeds in _check_frames(sample_image):
-            difference = _first_difference(*(session.run(None, feeds) for session in sessions))
-            if difference:
-                raise DeployError(
-                    f"{path}: onnxslim {onnxslim.__version__} changed the graph's results on a "
-                    f"{list(feeds['image'].shape)} frame ({difference}): export with --no-simplify"
-                )
-    finally:
-        os.remove(reference_path)
-    return traced_nodes
+        simplified = onnxslim.slim(traced)
+    except Exception as e:  # onnxslim's own failures, whatever their type
+        raise DeployError(
+            f"{path}: onnxslim {onnxslim.__version__} failed on the traced graph ({type(e).__name__}: {e}); "
+            "export without simplification (tools/export_model.py --no-simplify, export_onnx(simplify=False))"
+        ) from e
+    del traced  # the traced graph stays in its file; one copy in memory is enough
+    sessions = [
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"]) for model in (staging, simplified.SerializeToString())
+    ]
+    checked = []
+    for feeds in _check_frames(sample_image):
+        outputs = [session.run(None, feeds) for session in sessions]
+        difference = _first_difference(*outputs)
+        if difference:
+            raise DeployError(
+                f"{path}: onnxslim {onnxslim.__version__} changed the graph's results on a {list(feeds['image'].shape)} "
+                f"frame ({difference}); export without simplification (tools/export_model.py --no-simplify, "
+                "export_onnx(simplify=False))"
+            )
+        checked.append(len(outputs[0][0]))
+    if not any(checked):
+        logger.warning(
+            "%s: the simplified graph was checked on frames with no detection (only its empty outputs compared); "
+            "an export from a frame with objects (--sample-image) checks its masks and embeddings too", path
+        )
+    return simplified, traced_nodes
 
 
-def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names, simplify: bool):
-    """Trace the frame step into ``path``, simplify it (``simplify``), record the config values
-    the graph holds, check it. Returns the graph and the traced graph's node count."""
+def _export(model, cfg, sample_image, output_size, staging: str, path: str, onnx, class_names, simplify: bool):
+    """Trace the frame step into ``staging``, simplify it (``simplify``), record the config
+    values the graph holds, check it. ``path``: the file the user asked for, which errors name.
+    Returns the graph and the traced graph's node count."""
     detections = {0: "detections"}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about every Python value it records (detectron2's asserts, the
@@ -157,7 +180,7 @@ def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names,
         torch.onnx.export(
             FrameGraph(model.eval()),
             (sample_image, output_size),
-            path,
+            staging,
             opset_version=OPSET,
             dynamo=False,
             input_names=list(INPUT_NAMES),
@@ -168,13 +191,16 @@ def _export(model, cfg, sample_image, output_size, path: str, onnx, class_names,
                 "masks": {0: "detections", 1: "output_height", 2: "output_width"},
             },
         )
-    traced_nodes = _simplify(path, sample_image, onnx) if simplify else len(onnx.load(path).graph.node)
-    graph = onnx.load(path)
+    if simplify:
+        graph, traced_nodes = _simplified(staging, path, sample_image, onnx)
+    else:
+        graph = onnx.load(staging)
+        traced_nodes = len(graph.graph.node)
     graph.metadata_props.add(key=CONFIG_METADATA, value=json.dumps(graph_config(cfg)))
     if class_names is not None:
         graph.metadata_props.add(key=CLASS_NAMES_METADATA, value=json.dumps(list(class_names)))
-    onnx.save(graph, path)
-    onnx.checker.check_model(path, full_check=True)
+    onnx.save(graph, staging)
+    onnx.checker.check_model(staging, full_check=True)
     return graph, traced_nodes
 
 
@@ -196,9 +222,10 @@ def export_onnx(
         class_names: the model's class names (e.g. :attr:`sgnet.predictor.VideoPredictor.class_names`),
             recorded in the file when given.
         simplify: write onnxslim's simplification of the traced graph, checked equal in ONNX
-            Runtime (:func:`_simplify`); False writes the graph as traced.
+            Runtime (:func:`_simplified`); False writes the graph as traced.
     Returns:
-        the file, its inputs and outputs ("name: type[dims]"), size and export time.
+        the file, its inputs and outputs ("name: type[dims]"), size, export time and node
+        counts (in the file, and as traced).
     """
     onnx = require("onnx")
     if model.device.type != "cpu":
@@ -215,7 +242,7 @@ def export_onnx(
         # failed export leaves the previous file (or none), never a half one.
         with atomic_path(path, suffix=".onnx") as staging:
             start = time.perf_counter()
-            graph, traced_nodes = _export(model, cfg, sample_image, output_size, staging, onnx, class_names, simplify)
+            graph, traced_nodes = _export(model, cfg, sample_image, output_size, staging, path, onnx, class_names, simplify)
     except OSError as e:
         folders.remove_empty()
         raise DeployError(f"{path}: cannot write it ({e})") from e

@@ -32,8 +32,9 @@ class ExportedSGNet(OnlineVideoInference):
     equal terms).
     """
 
-    #: The runtime's name, as ``demo.py --runtime`` spells it.
+    #: The runtime's name, as ``demo.py --runtime`` spells it, and as errors name it.
     runtime = ""
+    display_name = ""
 
     def __init__(self, path: str, cfg, num_threads: int = 0):
         self.path = os.path.abspath(path)
@@ -92,7 +93,7 @@ class ExportedSGNet(OnlineVideoInference):
         try:
             outputs = self._run(feeds)
         except Exception as e:  # the runtimes' own error types, multi-line
-            raise DeployError(f"{self.path}: {self.runtime} failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
+            raise DeployError(f"{self.path}: {self.display_name} failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
         return FrameOutputs(*(torch.from_numpy(x) for x in outputs)).to_instances(output_size)
 
 
@@ -100,7 +101,7 @@ class ONNXRuntimeSGNet(ExportedSGNet):
     """:class:`ExportedSGNet` in ONNX Runtime's CPU provider. Its threads do not spin after a
     run, which would slow the PyTorch work (association) that follows in the same process."""
 
-    runtime = "onnxruntime"
+    runtime, display_name = "onnxruntime", "ONNX Runtime"
 
     def _load(self, num_threads):
         ort = require("onnxruntime")
@@ -111,7 +112,7 @@ class ONNXRuntimeSGNet(ExportedSGNet):
         try:
             self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types for unreadable or invalid files
-            raise DeployError(f"{self.path}: not a model ONNX Runtime can load ({_first_line(e)})") from e
+            raise DeployError(f"{self.path}: not a model {self.display_name} can load ({_first_line(e)})") from e
         inputs = tuple(x.name for x in self.session.get_inputs())
         outputs = tuple(x.name for x in self.session.get_outputs())
         return inputs, outputs, self.session.get_modelmeta().custom_metadata_map
@@ -125,7 +126,7 @@ class OpenVINOSGNet(ExportedSGNet):
     ONNX itself: no conversion step). Computed in float32: on CPUs with bfloat16 units the
     plugin would otherwise compute in bfloat16, whose results are not PyTorch's."""
 
-    runtime = "openvino"
+    runtime, display_name = "openvino", "OpenVINO"
 
     def _load(self, num_threads):
         ov = require("openvino")
@@ -138,14 +139,14 @@ class OpenVINOSGNet(ExportedSGNet):
                 {"INFERENCE_NUM_THREADS": num_threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
             )
         except Exception as e:  # OpenVINO raises RuntimeError with its C++ trace for bad files
-            raise DeployError(f"{self.path}: not a model OpenVINO can load ({_first_line(e)})") from e
+            raise DeployError(f"{self.path}: not a model {self.display_name} can load ({_first_line(e)})") from e
         self.request = self.compiled.create_infer_request()
         # The ONNX file's metadata, as OpenVINO keeps it.
-        metadata = {}
-        if model.has_rt_info(["framework"]):
-            for key in (CONFIG_METADATA, CLASS_NAMES_METADATA):
-                if model.has_rt_info(["framework", key]):
-                    metadata[key] = model.get_rt_info(["framework", key]).astype(str)
+        metadata = {
+            key: model.get_rt_info(["framework", key]).astype(str)
+            for key in (CONFIG_METADATA, CLASS_NAMES_METADATA)
+            if model.has_rt_info(["framework", key])
+        }
         inputs = tuple(x.get_any_name() for x in model.inputs)
         outputs = tuple(x.get_any_name() for x in model.outputs)
         return inputs, outputs, metadata
