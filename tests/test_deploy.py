@@ -344,6 +344,13 @@ def test_the_simplification_check_matches_detections_and_finds_differences():
     flipped[4][0, :2] = ~flipped[4][0, :2]
     assert _first_difference(reference, flipped) == "16 of 192 mask pixels differ"  # two rows of one mask
     assert _first_difference(reference, [x[:2] for x in reference]) == "2 detections instead of 3"
+    # One box twice (clipped to the frame) under two scores: paired by score.
+    clipped = [np.concatenate([x, x[:1]]) for x in reference]
+    clipped[1][3], clipped[5][3] = 0.45, 0.0
+    assert _first_difference(clipped, [x[[3, 1, 2, 0]] for x in clipped]) is None
+    clipped_other = [x.copy() for x in clipped]
+    clipped_other[5][3] += 1
+    assert _first_difference(clipped, clipped_other) == "embeddings differs by up to 1"
     empty = [x[:0] for x in reference]
     assert _first_difference(empty, [x.copy() for x in empty]) is None
 

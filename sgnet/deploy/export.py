@@ -110,13 +110,19 @@ def _check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
 
 def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray]) -> Optional[str]:
     """Where ``simplified`` outputs (:data:`OUTPUT_NAMES` order) differ from ``reference`` beyond
-    float rounding (None: nowhere). Detections are matched by class and nearest box first: two
-    near-tied scores may swap places."""
+    float rounding (None: nowhere). Detections are matched first, by class, nearest box and then
+    nearest score: two near-tied scores may swap places, and boxes clipped to the frame repeat."""
     if reference[0].shape != simplified[0].shape:
         return f"{len(simplified[0])} detections instead of {len(reference[0])}"
-    boxes, classes = reference[0], reference[2]
-    gaps = np.abs(boxes[:, None] - simplified[0][None]).max(axis=2) + np.where(classes[:, None] != simplified[2][None], np.inf, 0)
+    boxes, scores, classes = reference[:3]
+    gaps = (
+        np.abs(boxes[:, None] - simplified[0][None]).max(axis=2)
+        + np.abs(scores[:, None] - simplified[1][None])
+        + np.where(classes[:, None] != simplified[2][None], np.inf, 0)
+    )
     order = gaps.argmin(axis=1) if len(boxes) else np.zeros(0, dtype=np.int64)
+    if len(set(order.tolist())) != len(order):
+        return "the detections do not pair one to one"
     for name, expected, got in zip(OUTPUT_NAMES, reference, simplified):
         got = got[order]
         if expected.shape != got.shape:
