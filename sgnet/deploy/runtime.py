@@ -1,5 +1,6 @@
 """SG-Net's exported frame step in ONNX Runtime or OpenVINO, tracked by the same online
 inference as PyTorch's."""
+import functools
 import json
 import os
 from typing import Dict, List, Optional, Tuple
@@ -121,6 +122,14 @@ class ONNXRuntimeSGNet(ExportedSGNet):
         return self.session.run(None, feeds)
 
 
+@functools.lru_cache(maxsize=None)
+def _openvino_core():
+    """The process's one OpenVINO Core. Kept for the process's life: a Core's destruction unloads
+    the CPU plugin, whose threading library's fork handlers then point into unmapped code, and
+    the process's next fork (a DataLoader worker, a subprocess) crashes with SIGSEGV."""
+    return require("openvino").Core()
+
+
 class OpenVINOSGNet(ExportedSGNet):
     """:class:`ExportedSGNet` in OpenVINO's CPU plugin, from the same ONNX file (OpenVINO reads
     ONNX itself: no conversion step). Computed in float32: on CPUs with bfloat16 units the
@@ -129,8 +138,7 @@ class OpenVINOSGNet(ExportedSGNet):
     runtime, display_name = "openvino", "OpenVINO"
 
     def _load(self, num_threads):
-        ov = require("openvino")
-        core = ov.Core()
+        core = _openvino_core()
         try:
             model = core.read_model(self.path)
             self.compiled = core.compile_model(
