@@ -17,7 +17,10 @@ from .export import CLASS_NAMES_METADATA, CONFIG_METADATA, INPUT_NAMES, OUTPUT_N
 
 
 def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """The error's first line that says what went wrong (OpenVINO's first ones name its source)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    meaningful = [line for line in lines if not line.startswith(("Exception from", "Check "))]
+    return (meaningful or lines or [type(error).__name__])[0]
 
 
 class ExportedSGNet(OnlineVideoInference):
