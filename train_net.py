@@ -4,6 +4,7 @@
     python train_net.py --config-file configs/ytvis_2019/sgnet_R50_FPN_1x.yaml --num-gpus 8
     python train_net.py --config-file ... --resume                       # continue the last run
     python train_net.py --config-file ... --eval-only MODEL.WEIGHTS model_final.pth
+    python train_net.py --config-file ... --eval-only --onnx model_int8.onnx --runtime openvino
     python train_net.py --config-file ... --start-over                   # train anew over an old run
 
 An OUTPUT_DIR that holds checkpoints is never overwritten silently: train with ``--resume`` (which
@@ -12,8 +13,10 @@ A mistake in the config, the datasets or a checkpoint ends in one line and exit 
 
 All of detectron2's ``default_argument_parser`` flags work (multi-node: ``--num-machines``,
 ``--machine-rank``, ``--dist-url``); trailing ``KEY VALUE`` pairs override the config.
-Mixed precision: ``SOLVER.AMP.ENABLED True`` (CUDA only; ``SOLVER.AMP.PRECISION`` float16 or, with
-a detectron2 newer than 0.6, bfloat16).
+``--eval-only --onnx FILE`` evaluates an exported frame step (``tools/export_model.py``, float32 or
+int8) in ``--runtime`` (onnxruntime, the default, or openvino) with the same loader, tracker and
+evaluator, on one process. Mixed precision: ``SOLVER.AMP.ENABLED True`` (CUDA only;
+``SOLVER.AMP.PRECISION`` float16 or, with a detectron2 newer than 0.6, bfloat16).
 """
 import os
 import sys
@@ -124,6 +127,10 @@ def check_run(cfg, args) -> None:
             check_amp(cfg)
         except ValueError as error:
             raise InvalidInput(f"{args.config_file}: {error}") from error
+    if args.onnx and not args.eval_only or args.runtime and not args.onnx:
+        raise InvalidInput("--onnx FILE evaluates an exported model with --eval-only; --runtime goes with --onnx")
+    if args.onnx and args.num_gpus * args.num_machines > 1:
+        raise InvalidInput("--onnx runs the exported model on one process: leave out --num-gpus / --num-machines")
     check_dataset_classes(cfg, ("TEST",) if args.eval_only else ("TRAIN", "TEST"))
     if args.eval_only or args.resume or args.start_over:
         return
@@ -136,17 +143,27 @@ def check_run(cfg, args) -> None:
         )
 
 
+def evaluated_model(cfg, args):
+    """The model ``--eval-only`` evaluates: the checkpoint's, or the exported file ``--onnx`` in
+    ``--runtime``; refused where its classes are not the test datasets'."""
+    tests = {name: dataset_class_names(name) for name in cfg.DATASETS.TEST}
+    hint = "evaluate it on a dataset of its classes"
+    if args.onnx:
+        from sgnet.deploy import load_exported  # the deploy extra, only when asked for
+
+        model = load_exported(args.onnx, cfg, args.runtime)
+        check_model_classes(model.class_names, model.path, None, tests, hint)
+        return model
+    model = Trainer.build_model(cfg)
+    loaded = build_checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+    check_model_classes(checkpoint_class_names(loaded), cfg.MODEL.WEIGHTS, cfg.MODEL.SGNET.NUM_CLASSES, tests, hint)
+    return model
+
+
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
-        loaded = build_checkpointer(cfg, model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        check_model_classes(
-            checkpoint_class_names(loaded), cfg.MODEL.WEIGHTS, cfg.MODEL.SGNET.NUM_CLASSES,
-            {name: dataset_class_names(name) for name in cfg.DATASETS.TEST},
-            "evaluate it on a dataset of its classes",
-        )  # fmt: skip
-        results = Trainer.test(cfg, model)
+        results = Trainer.test(cfg, evaluated_model(cfg, args))
         if comm.is_main_process():
             verify_results(cfg, results)
         return results
@@ -161,6 +178,12 @@ def get_parser():
         "--start-over",
         action="store_true",
         help="train from MODEL.WEIGHTS even though OUTPUT_DIR holds checkpoints of an earlier run (they are overwritten)",
+    )
+    parser.add_argument(
+        "--onnx", metavar="FILE", help="with --eval-only: evaluate this exported model (tools/export_model.py) instead"
+    )
+    parser.add_argument(
+        "--runtime", choices=["onnxruntime", "openvino"], help="the runtime --onnx runs in (default: onnxruntime)"
     )
     return parser
 

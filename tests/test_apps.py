@@ -353,3 +353,31 @@ def test_demo_bad_input_fails_clearly_and_leaves_nothing(demo_module, random_wei
     assert not output.exists()
     if output.parent.is_dir():
         assert list(output.parent.iterdir()) == []
+
+
+def test_eval_only_of_an_exported_model_equals_the_checkpoints(trained, toy_env, tmp_path):
+    """train_net.py --eval-only --onnx: the exported file in each runtime, through the same loader,
+    tracker and evaluator, gives the checkpoint's results (the same tracks and scores)."""
+    output, _ = trained
+    # A low score threshold: the briefly trained model's tracks are many and weak.
+    config = [*FAST, "MODEL.SGNET.SCORE_THRESH_TEST", "0.01", "MODEL.WEIGHTS", output / "model_final.pth"]
+    run(["tools/export_model.py", "--config-file", TOY_CONFIG, "--output", tmp_path / "onnx", *config], toy_env)
+    results = {}
+    for name, extra in (
+        ("eager", []),
+        ("onnxruntime", ["--onnx", tmp_path / "onnx" / "model.onnx"]),
+        ("openvino", ["--onnx", tmp_path / "onnx" / "model.onnx", "--runtime", "openvino"]),
+    ):
+        result = run(["train_net.py", "--config-file", TOY_CONFIG, "--eval-only", *extra, *config, "OUTPUT_DIR", tmp_path / name], toy_env)
+        assert "copypaste: AP,AP50,AP75,APs,APm,APl,AR1,AR10" in result.stdout + result.stderr
+        results[name] = json.loads((tmp_path / name / "inference" / "sgnet_toy_val" / "results.json").read_text())
+    assert len(results["eager"]) >= 2
+    for name in ("onnxruntime", "openvino"):
+        assert [(r["video_id"], r["category_id"]) for r in results[name]] == [(r["video_id"], r["category_id"]) for r in results["eager"]]
+        assert [r["score"] for r in results[name]] == pytest.approx([r["score"] for r in results["eager"]], rel=1e-4)
+    # --onnx belongs to --eval-only, --runtime to --onnx: one line each.
+    for argv in (["--onnx", tmp_path / "onnx" / "model.onnx"], ["--eval-only", "--runtime", "openvino"]):
+        result = run(["train_net.py", "--config-file", TOY_CONFIG, *argv, *config, "OUTPUT_DIR", tmp_path / "x"], toy_env, check=False)
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+            "train_net.py: error: --onnx FILE evaluates an exported model with --eval-only; --runtime goes with --onnx"
+        )

@@ -64,11 +64,18 @@ def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
         difference = result[f"{prefix}_difference"]
         assert difference["instances"] == 3 and difference["mask_pixels"] == 3 * 64 * 96
         assert difference["max_box_px"] < 1e-2 and difference["mask_pixels_differ"] == 0
+        # int8 at the reported N only, in the same rounds.
+        int8_ms = result[f"{prefix}_int8_latency_ms"]
+        assert list(int8_ms) == ["3"] and int8_ms["3"] > 0
+        assert result[f"{prefix}_int8_over_eager"]["3"] == pytest.approx(int8_ms["3"] / result["onnx_eager_latency_ms"]["3"])
     assert result["onnx_export_seconds"] > 0 and result["onnx_file_mib"] > 50  # R50-FPN: ~130 MiB of weights
+    # int8 weights: about a quarter of the float32 file.
+    assert result["onnx_int8_instances"] == 3 and 0.2 < result["onnx_int8_file_mib"] / result["onnx_file_mib"] < 0.4
     assert 0 < result["onnx_nodes"] < result["onnx_traced_nodes"]
 
     text = report.read_text()
     assert "| 3 |" in text and "Top operators" in text and "aten::" in text
+    assert "| 3 |" in text.split("ONNX Runtime int8 / eager", 1)[1]
     assert "## ONNX Runtime and OpenVINO" in text and "Conv " in text  # ONNX Runtime's profile names its operators
     assert (tmp_path / "benchmarks_latency.png").stat().st_size > 1000
 

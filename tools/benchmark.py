@@ -20,8 +20,9 @@ input (360 x 640), device, dtype and thread count. Figures are medians over repe
    on the same two frames and objects.
 4. the YouTube-VIS evaluator on 300 videos x 30 frames x 10 tracks.
 5. (``--device cpu``) the same VIS step with its frame step exported to ONNX (``sgnet.deploy``)
-   and run in ONNX Runtime's CPU provider, interleaved with eager PyTorch, at each N; export time
-   and file size; ONNX Runtime's own operator profile in the report.
+   and run in ONNX Runtime's CPU provider and OpenVINO, interleaved with eager PyTorch, at each
+   N, and at N = 10 the file quantized to int8 in both; export time and file size; ONNX
+   Runtime's own operator profile in the report.
 
 Mask R-CNN's RPN proposes its anchors (random deltas would collapse the proposals to a handful,
 see :func:`build_mask_rcnn`), so its box head runs on 1000 proposals as after training.
@@ -73,6 +74,8 @@ BOX_BIAS_STRIDES = 3.0
 INSTANCE_COUNTS = (1, 10, 100)
 STREAM_FRAMES = (100, 1000)
 EVAL_SIZES = {"videos": 300, "frames": 30, "tracks": 10}
+# Frames the benchmark's int8 file is calibrated on (random blobs, as the timed frame).
+CALIBRATION_FRAMES = 8
 
 
 def log(message: str) -> None:
@@ -370,18 +373,21 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
     OpenVINO's CPU plugin) with torch's thread count, against the same step in eager PyTorch;
     all time the same association. They run interleaved (:meth:`Timer.medians_ms`; ONNX Runtime's
     threads do not spin between runs; OpenVINO has no such setting, so its threads may slow the
-    case that follows it in a round). Also the export time, file size and node counts (of the
-    N = 10 file, or the last N), each runtime's difference from eager PyTorch at that N, and ONNX
+    case that follows it in a round). At the reported N (10, or the last), the file quantized to
+    int8 (:mod:`sgnet.deploy.quantize`, calibrated on :data:`CALIBRATION_FRAMES` other frames)
+    runs in both runtimes in the same rounds. Also the export and quantization times, file sizes
+    and node counts, each float32 runtime's difference from eager PyTorch at that N, and ONNX
     Runtime's top operators at that N when a report is written."""
     import onnxruntime
     import openvino
 
     from sgnet.deploy import RUNTIMES, export_onnx, load_exported
+    from sgnet.deploy.quantize import frame_feeds, quantize_int8
 
     size = tuple(frame.shape[-2:])
     versions = {"onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__.split("-")[0]}
     result = {"eager_latency_ms": {}, "versions": versions, "difference": {}}
-    result.update({f"{runtime}_latency_ms": {} for runtime in RUNTIMES})
+    result.update({f"{runtime}{precision}_latency_ms": {} for runtime in RUNTIMES for precision in ("", "_int8")})
     with tempfile.TemporaryDirectory() as tmp:
         for n in INSTANCE_COUNTS:
             model.max_detections_per_image = n
@@ -390,14 +396,20 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
             deployed = {runtime: load_exported(exported.path, cfg, runtime) for runtime in RUNTIMES}
             reported = n == 10 or n == INSTANCE_COUNTS[-1] and "nodes" not in result
             if reported:
+                calibration = [random_frame(*size, seed) for seed in range(1, CALIBRATION_FRAMES + 1)]
+                quantized = quantize_int8(exported.path, str(Path(tmp) / str(n) / "model_int8.onnx"),
+                                          frame_feeds(calibration, lambda image: image), "random frames")
                 result.update(export_seconds=exported.seconds, file_mib=exported.size_bytes / 2**20,
-                              nodes=exported.nodes, traced_nodes=exported.traced_nodes)  # fmt: skip
+                              nodes=exported.nodes, traced_nodes=exported.traced_nodes, int8_instances=n,
+                              int8_seconds=quantized.seconds, int8_file_mib=quantized.size_bytes / 2**20)
             memory = TrackMemory()
             with torch.inference_mode():
                 for runtime, frame_model in deployed.items():
                     difference = deployed_difference(model, frame, frame_model)  # raises on another count
                     if reported:
                         result["difference"][runtime] = {"instances": n, **difference}
+                if reported:
+                    deployed.update({f"{runtime}_int8": load_exported(quantized.path, cfg, runtime) for runtime in RUNTIMES})
                 model.inference_frame(frame, size, memory)  # the tracks of a previous frame
                 medians = timer.medians_ms(
                     {
@@ -407,10 +419,10 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
                     }
                 )
             result["eager_latency_ms"][str(n)] = medians["eager"]
-            for runtime in RUNTIMES:
-                result[f"{runtime}_latency_ms"][str(n)] = medians[runtime]
+            for backend in deployed:
+                result[f"{backend}_latency_ms"][str(n)] = medians[backend]
             log(f"N={n}: eager {medians['eager']:.0f} ms, "
-                + ", ".join(f"{runtime} {medians[runtime]:.0f} ms" for runtime in RUNTIMES)
+                + ", ".join(f"{backend} {medians[backend]:.0f} ms" for backend in deployed)
                 + f" (export {exported.seconds:.1f} s, {exported.size_bytes / 2**20:.0f} MiB, {exported.nodes} nodes)")
             if args.profile_rows and reported:
                 result["profile"] = onnx_profile(exported.path, frame, size, timer.repeats, args.profile_rows)
@@ -604,14 +616,17 @@ def deploy_summary(deploy: dict) -> dict:
     eager = deploy["eager_latency_ms"]
     result = {"onnx_eager_latency_ms": eager}
     for runtime, prefix in (("onnxruntime", "onnx"), ("openvino", "openvino")):
-        latency = deploy[f"{runtime}_latency_ms"]
+        latency, int8 = deploy[f"{runtime}_latency_ms"], deploy[f"{runtime}_int8_latency_ms"]
         result.update({
             f"{prefix}_latency_ms": latency,
             f"{prefix}_over_eager": {n: latency[n] / eager[n] for n in latency},
+            f"{prefix}_int8_latency_ms": int8,
+            f"{prefix}_int8_over_eager": {n: int8[n] / eager[n] for n in int8},
             f"{prefix}_runtime_version": deploy["versions"][runtime],
             f"{prefix}_difference": deploy["difference"][runtime],
         })  # fmt: skip
-    result.update({f"onnx_{key}": deploy[key] for key in ("export_seconds", "file_mib", "nodes", "traced_nodes")})
+    keys = ("export_seconds", "file_mib", "nodes", "traced_nodes", "int8_instances", "int8_seconds", "int8_file_mib")
+    result.update({f"onnx_{key}": deploy[key] for key in keys})
     return result
 
 
@@ -636,7 +651,10 @@ def target_checks(result: dict, device: str) -> list:
             ("SG-Net latency, 100 / 1 instances", result["sgnet_100_over_1"], 1.10),
         ]
     if "onnx_over_eager" in result:
-        checks.append(("ONNX Runtime / eager PyTorch SG-Net step, 10 instances", result["onnx_over_eager"].get("10"), 0.80))
+        checks += [
+            ("ONNX Runtime / eager PyTorch SG-Net step, 10 instances", result["onnx_over_eager"].get("10"), 0.75),
+            ("OpenVINO int8 / eager PyTorch SG-Net step, 10 instances", result["openvino_int8_over_eager"].get("10"), 0.45),
+        ]
     checks += [
         ("demo peak anonymous RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
         ("training step, SG-Net / Mask R-CNN", result["train_step_ratio"], 1.0),
@@ -677,6 +695,19 @@ def onnx_report_lines(result: dict, counts, profile: str) -> list:
         f"Export: {result['onnx_export_seconds']:.1f} s, file {result['onnx_file_mib']:.0f} MiB, "
         f"{result['onnx_nodes']} nodes (simplified from {result['onnx_traced_nodes']} traced). At "
         f"{result['onnx_difference']['instances']} instances, " + "; ".join(differences) + ".",
+        "",
+        f"int8 (`tools/export_model.py --quantize int8`: static QDQ, calibrated on {CALIBRATION_FRAMES} other random "
+        f"frames, {result['onnx_int8_seconds']:.0f} s, file {result['onnx_int8_file_mib']:.0f} MiB) at "
+        f"{result['onnx_int8_instances']} instances, in the same rounds:",
+        "",
+        "| N instances | ONNX Runtime int8 (ms) | OpenVINO int8 (ms) | ONNX Runtime int8 / eager | OpenVINO int8 / eager |",
+        "|---|---|---|---|---|",
+        *(f"| {n} | {result['onnx_int8_latency_ms'][n]:.0f} | {result['openvino_int8_latency_ms'][n]:.0f} "
+          f"| {result['onnx_int8_over_eager'][n]:.2f} | {result['openvino_int8_over_eager'][n]:.2f} |"
+          for n in result["onnx_int8_latency_ms"]),
+        "",
+        "Random weights say nothing of int8's accuracy: its cost in video AP, measured on the trained toy model, is in",
+        "the README's Deploy section.",
         "",
         "ONNX Runtime's own profile of the frame step (operator types, ms per frame):",
         "",

@@ -10,7 +10,14 @@ graph input) and centre embeddings, with dynamic frame size and number of detect
 stays outside (``sgnet.deploy.ONNXRuntimeSGNet`` and ``OpenVINOSGNet`` run it as PyTorch does).
 The traced graph is simplified by onnxslim (checked equal in ONNX Runtime; ``--no-simplify``
 writes it as traced) and checked with ``onnx.checker``; its node count, inputs and outputs are
-printed. Exit status: 0, or 2 on bad input.
+printed.
+
+``--quantize int8 --calibration VIDEO_OR_FRAMES_DIR [...] [--frames N]`` also writes
+``OUTPUT/model_int8.onnx``: the file statically quantized to int8 (QDQ; :mod:`sgnet.deploy.quantize`),
+its activation ranges calibrated on N frames spread over the given videos or frame folders (frames
+like the ones it will see), and prints how its detections agree with float32's on those frames.
+
+Exit status: 0, or 2 on bad input.
 """
 import argparse
 import os
@@ -23,6 +30,7 @@ from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
 from sgnet.deploy import DeployError, export_onnx
+from sgnet.deploy.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_frames, compare_on, frame_feeds, quantize_int8
 from sgnet.deploy.errors import require
 from sgnet.errors import run_main
 from sgnet.fileio import refuse_overwriting_inputs
@@ -40,6 +48,16 @@ def get_parser():
     parser.add_argument(
         "--no-simplify", action="store_true", help="write the graph as traced (about twice the nodes; OpenVINO runs both)"
     )
+    parser.add_argument(
+        "--quantize", choices=["int8"], help="also write OUTPUT/model_int8.onnx, calibrated on --calibration frames"
+    )
+    parser.add_argument(
+        "--calibration", nargs="+", metavar="VIDEO_OR_FRAMES_DIR", help="videos or folders of frames to calibrate --quantize on"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
+        help=f"calibration frames, spread over the sources (default {DEFAULT_CALIBRATION_FRAMES})",
+    )  # fmt: skip
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return parser
 
@@ -47,14 +65,21 @@ def get_parser():
 def export(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logger = setup_logger(name="sgnet")
+    if bool(args.quantize) != bool(args.calibration):
+        raise DeployError("--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR (and --calibration needs --quantize)")
     require("onnx")  # before any work: says how to install it
     # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
     cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
     output = os.path.join(args.output, "model.onnx")
-    refuse_overwriting_inputs(output, [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.sample_image) if p])
+    quantized_output = os.path.join(args.output, "model_int8.onnx")
+    inputs = [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.sample_image) if p] + list(args.calibration or [])
+    for path in (output, quantized_output) if args.quantize else (output,):
+        refuse_overwriting_inputs(path, inputs)
     if not cfg.MODEL.WEIGHTS:
         logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
     predictor = VideoPredictor(cfg)  # a missing or unreadable MODEL.WEIGHTS: one line naming it
+    # Read before the export's minute of work: a bad calibration source fails first.
+    feeds = frame_feeds(calibration_frames(args.calibration, args.frames), predictor.to_model_input) if args.quantize else None
     sample = None
     if args.sample_image:
         image = cv2.imread(args.sample_image, cv2.IMREAD_COLOR)
@@ -69,7 +94,21 @@ def export(argv=None) -> int:
     print(f"graph: {summary.nodes} nodes{simplified}")
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))
+    if args.quantize:
+        quantize(args, feeds, summary.path, quantized_output)
     return 0
+
+
+def quantize(args, feeds, float_path: str, path: str) -> None:
+    """Calibrate on ``feeds`` (``--calibration``'s frames) and write the int8 file ``path``;
+    print it, and how it agrees with the float32 file on those frames."""
+    print(f"calibrating on {len(feeds)} frames of {', '.join(args.calibration)} ...", flush=True)
+    summary = quantize_int8(float_path, path, feeds, description=", ".join(args.calibration))
+    print(
+        f"Quantized {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s): int8 "
+        f"{summary.quantized_nodes} convs/matmuls, float32 {len(summary.float_nodes)} (the prediction layers)"
+    )
+    print("int8 vs float32: " + str(compare_on(float_path, summary.path, feeds)))
 
 
 def main(argv=None) -> int:

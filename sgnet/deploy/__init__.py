@@ -1,8 +1,10 @@
 """Deployment: SG-Net's frame step exported to ONNX, and run in ONNX Runtime or OpenVINO.
 
 Not imported by the core package: the applications (``tools/export_model.py``,
-``demo/demo.py --onnx``, ``tools/benchmark.py``) and the tests import it. It needs the
-``deploy`` extra (``pip install sgnet[deploy]``: onnx, onnxslim, onnxruntime, openvino).
+``demo/demo.py --onnx``, ``train_net.py --eval-only --onnx``, ``tools/benchmark.py``) and the
+tests import it. int8: :mod:`sgnet.deploy.quantize` (``tools/export_model.py --quantize int8``).
+It needs the ``deploy`` extra (``pip install sgnet[deploy]``: onnx, onnxslim, onnxruntime,
+openvino).
 
 In the graph: the frame's normalisation and padding, backbone, FPN, heads with their deformable
 alignment (the sampled formulation: ``GridSample``), candidate selection, NMS, mask assembly at

@@ -45,6 +45,9 @@ GRAPH_KEYS = (
 CONFIG_METADATA = "sgnet.config"
 # The model's class names (JSON list, in label order), when known: what ONNXRuntimeSGNet labels with.
 CLASS_NAMES_METADATA = "sgnet.class_names"
+# The file's precision and how it was made (JSON: {"precision": "int8", "calibration": ...});
+# absent in a float32 export. Written by :func:`sgnet.deploy.quantize.quantize_int8`.
+PRECISION_METADATA = "sgnet.precision"
 
 
 def graph_config(cfg) -> Dict[str, object]:

@@ -13,7 +13,7 @@ from ..modeling.meta_arch import FrameOutputs
 from ..modeling.online import OnlineVideoInference
 from ..tracking import OnlineTracker
 from .errors import DeployError, require
-from .export import CLASS_NAMES_METADATA, CONFIG_METADATA, INPUT_NAMES, OUTPUT_NAMES, graph_config
+from .export import CLASS_NAMES_METADATA, CONFIG_METADATA, INPUT_NAMES, OUTPUT_NAMES, PRECISION_METADATA, graph_config
 
 
 def _first_line(error: Exception) -> str:
@@ -50,6 +50,8 @@ class ExportedSGNet(OnlineVideoInference):
         recorded = metadata.get(CLASS_NAMES_METADATA)
         # The class names it was exported with (None for a file exported without them).
         self.class_names = None if recorded is None else json.loads(recorded)
+        # "float32", or "int8" for a file of tools/export_model.py --quantize.
+        self.precision = json.loads(metadata.get(PRECISION_METADATA, '{"precision": "float32"}'))["precision"]
         self.init_video_inference(
             tracker=OnlineTracker(cfg),
             track_label_rule=cfg.TEST.TRACK_LABEL_RULE,
@@ -99,6 +101,12 @@ class ExportedSGNet(OnlineVideoInference):
         except Exception as e:  # the runtimes' own error types, multi-line
             raise DeployError(f"{self.path}: {self.display_name} failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
         return FrameOutputs(*(torch.from_numpy(x) for x in outputs)).to_instances(output_size)
+
+    def __call__(self, batched_inputs: List[dict]) -> List[dict]:
+        """As :class:`~sgnet.modeling.SGNet` in eval mode: per video dict (the test mapper's),
+        its tracks (:meth:`inference_video`), so that detectron2's ``inference_on_dataset`` and
+        the evaluator run on the exported model (``train_net.py --eval-only --onnx``)."""
+        return [self.inference_video(video) for video in batched_inputs]
 
 
 class ONNXRuntimeSGNet(ExportedSGNet):
@@ -155,7 +163,7 @@ class OpenVINOSGNet(ExportedSGNet):
         # The ONNX file's metadata, as OpenVINO keeps it.
         metadata = {
             key: model.get_rt_info(["framework", key]).astype(str)
-            for key in (CONFIG_METADATA, CLASS_NAMES_METADATA)
+            for key in (CONFIG_METADATA, CLASS_NAMES_METADATA, PRECISION_METADATA)
             if model.has_rt_info(["framework", key])
         }
         inputs = tuple(x.get_any_name() for x in model.inputs)

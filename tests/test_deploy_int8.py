@@ -1,0 +1,159 @@
+"""int8 deployment: tools/export_model.py --quantize int8 calibrated on a video, run in both runtimes
+near float32; calibration frames spread over the sources; mistakes in one line."""
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from detectron2.modeling import build_model
+from detectron2.structures import pairwise_iou
+
+from sgnet.checkpoint import SGNetCheckpointer
+from sgnet.deploy import RUNTIMES, DeployError, load_exported
+from sgnet.deploy.quantize import agreement, calibration_frames
+
+from app_fixtures import load_script
+from model_fixtures import REPO_CONFIGS, pair_sample, tiny_cfg, train, two_object_scene
+
+TOY_CONFIG = str(REPO_CONFIGS / "toy" / "sgnet_R18_toy.yaml")
+# tiny_cfg's differences from the toy config, as the tools take them (sizes: the scene's own).
+TINY_OPTS = [
+    "MODEL.SGNET.NUM_CLASSES", "2", "TEST.CLASSES_PER_TRACK", "1", "MODEL.SGNET.SCORE_THRESH_TEST", "0.5",
+    "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "160",
+]  # fmt: skip
+SIZE = (128, 160)
+
+
+def write_video(path: Path, frames) -> str:
+    """(3, H, W) uint8 BGR frames -> an .mp4 file (MPEG-4 part 2, as every OpenCV build writes)."""
+    height, width = frames[0].shape[-2:]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 6.0, (width, height))
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame.permute(1, 2, 0).numpy()))
+    writer.release()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A model trained briefly on the two-object scene (as test_deploy's), saved as a checkpoint
+    and exported by the tool at float32 and int8, calibrated on a video of the moving scene.
+    Returns (config with TINY_OPTS, folder, the tool's printout)."""
+    folder = tmp_path_factory.mktemp("int8")
+    cfg = tiny_cfg(**{"MODEL.SGNET.SCORE_THRESH_TEST": 0.5, "INPUT.MIN_SIZE_TEST": 128, "INPUT.MAX_SIZE_TEST": 160})
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    train(model, [pair_sample(key_shift=0, ref_shift=6)], 60, lr=0.003)
+    SGNetCheckpointer(model, save_dir=str(folder)).save("trained")
+    video = write_video(folder / "scene.mp4", [two_object_scene(shift)[0] for shift in range(0, 12)])
+    exporter = load_script("tools/export_model.py", "sgnet_export_model_int8")
+    argv = ["--config-file", TOY_CONFIG, "--output", str(folder / "onnx"), "--sample-image", write_png(folder),
+            "--quantize", "int8", "--calibration", video, "--frames", "6",
+            *TINY_OPTS, "MODEL.WEIGHTS", str(folder / "trained.pth")]  # fmt: skip
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        assert exporter.main(argv) == 0
+    return cfg, folder / "onnx", printed.getvalue()
+
+
+def write_png(folder: Path) -> str:
+    path = folder / "sample.png"
+    cv2.imwrite(str(path), two_object_scene(3)[0].permute(1, 2, 0).numpy())
+    return str(path)
+
+
+def test_int8_file_is_quantized_records_its_calibration_and_is_smaller(exported):
+    _, folder, printed = exported
+    float_file, int8_file = folder / "model.onnx", folder / "model_int8.onnx"
+    assert "calibrating on 6 frames of " in printed and f"Quantized {int8_file} (" in printed
+    assert "int8 vs float32: " in printed and "float32 20 (the prediction layers)" in printed
+    graph = onnx.load(str(int8_file))
+    metadata = {prop.key: prop.value for prop in graph.metadata_props}
+    assert '"precision": "int8"' in metadata["sgnet.precision"] and '"calibration_frames": 6' in metadata["sgnet.precision"]
+    assert metadata["sgnet.config"] == {p.key: p.value for p in onnx.load(str(float_file)).metadata_props}["sgnet.config"]
+    ops = [node.op_type for node in graph.graph.node]
+    # Weights int8 per output channel: one DequantizeLinear per quantized weight and input.
+    assert ops.count("QuantizeLinear") >= 60 and ops.count("DequantizeLinear") >= 120
+    assert int8_file.stat().st_size < 0.4 * float_file.stat().st_size
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_int8_detections_match_float32_within_tolerance(exported, runtime):
+    """Stated tolerance: the same detections (count and classes), boxes at IoU >= 0.9, scores
+    within 0.05, masks at IoU >= 0.9, on frames of the scene the calibration video did not hold
+    (odd shifts beyond it) and on a blank frame (none)."""
+    cfg, folder, _ = exported
+    float32 = load_exported(str(folder / "model.onnx"), cfg)
+    int8 = load_exported(str(folder / "model_int8.onnx"), cfg, runtime)
+    assert (float32.precision, int8.precision) == ("float32", "int8")
+    for shift in (13, 15):
+        image = two_object_scene(shift)[0]
+        expected, got = float32.detect_frame(image, SIZE), int8.detect_frame(image, SIZE)
+        assert len(expected) >= 2 and sorted(got.pred_classes.tolist()) == sorted(expected.pred_classes.tolist())
+        ious = pairwise_iou(expected.pred_boxes, got.pred_boxes)
+        ious[expected.pred_classes[:, None] != got.pred_classes[None]] = 0
+        best, match = ious.max(dim=1)
+        assert (best >= 0.9).all() and len(set(match.tolist())) == len(expected)
+        got = got[match]
+        assert (got.scores - expected.scores).abs().max() <= 0.05
+        intersection = (got.pred_masks & expected.pred_masks).flatten(1).sum(1)
+        union = (got.pred_masks | expected.pred_masks).flatten(1).sum(1)
+        assert (intersection / union >= 0.9).all()
+    assert len(int8.detect_frame(torch.full((3, *SIZE), 90, dtype=torch.uint8), SIZE)) == 0
+
+
+def test_agreement_pairs_by_class_and_box():
+    box = np.array([[0, 0, 10, 10]], dtype=np.float32)
+    masks = np.zeros((1, 12, 12), dtype=bool)
+    masks[0, :10, :10] = True
+    shifted = masks.copy()
+    shifted[0, :10, :5] = False  # half the mask
+    run = [box, np.array([0.8], np.float32), np.array([1]), None, masks, None]
+    other = [box + 1, np.array([0.7], np.float32), np.array([1]), None, shifted, None]
+    result = agreement([run], [other])
+    assert (result.paired, result.float_detections, result.quantized_detections) == (1, 1, 1)
+    assert result.mean_box_iou == pytest.approx(81 / 119) and result.mean_mask_iou == pytest.approx(0.5)
+    assert result.max_score_difference == pytest.approx(0.1)
+    other[2] = np.array([0])  # another class: not paired
+    assert agreement([run], [other]).paired == 0
+
+
+def test_calibration_frames_spread_over_the_sources(tmp_path):
+    """Each source gives its share of the frames, evenly spaced over its length; a missing
+    source fails naming it."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(10):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((8, 8, 3), 10 * index, dtype=np.uint8))
+    video = write_video(tmp_path / "v.mp4", [torch.full((3, 32, 32), 200, dtype=torch.uint8)] * 12)
+    frames = list(calibration_frames([str(folder), video], 5))
+    # Shares 2 and 3: frames 0 and 9 of the folder, then 3 of the video's 12.
+    assert [int(f[0, 0, 0]) for f in frames[:2]] == [0, 90]
+    assert [f.shape for f in frames[2:]] == [(32, 32, 3)] * 3
+    assert len(list(calibration_frames([str(folder)], 40))) == 10  # no more than there are
+    with pytest.raises(DeployError, match="--frames must be at least 1"):
+        list(calibration_frames([video], 0))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing.mp4")):
+        list(calibration_frames([str(tmp_path / "missing.mp4")], 4))
+
+
+def test_export_tool_refuses_quantize_mistakes_in_one_line(tmp_path, capsys):
+    exporter = load_script("tools/export_model.py", "sgnet_export_model_int8_errors")
+    base = ["--config-file", TOY_CONFIG, "--output", str(tmp_path / "out")]
+    video = write_video(tmp_path / "v.mp4", [torch.full((3, 32, 32), 200, dtype=torch.uint8)] * 3)
+    cases = [
+        (["--quantize", "int8"], "--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR"),
+        (["--calibration", video], "--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR"),
+        (["--quantize", "int8", "--calibration", str(tmp_path / "nothing")], str(tmp_path / "nothing")),
+        # A calibration source that the int8 file would replace.
+        (["--quantize", "int8", "--calibration", str(tmp_path / "out" / "model_int8.onnx")], "would overwrite the input"),
+    ]
+    for extra, message in cases:
+        assert exporter.main([*base, *extra]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error
+    assert not (tmp_path / "out").exists()
