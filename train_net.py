@@ -39,7 +39,7 @@ from sgnet.data import (
     get_ytvis_dataset_dicts,
     register_config_datasets,
 )
-from sgnet.errors import InvalidInput, run_main
+from sgnet.errors import InvalidInput, MissingInput, run_main
 from sgnet.evaluation import YTVISEvaluator
 from sgnet.solver import build_optimizer, check_amp
 
@@ -127,8 +127,10 @@ def check_run(cfg, args) -> None:
             check_amp(cfg)
         except ValueError as error:
             raise InvalidInput(f"{args.config_file}: {error}") from error
-    if args.onnx and not args.eval_only or args.runtime and not args.onnx:
+    if (args.onnx and not args.eval_only) or (args.runtime and not args.onnx):
         raise InvalidInput("--onnx FILE evaluates an exported model with --eval-only; --runtime goes with --onnx")
+    if args.onnx and not os.path.isfile(args.onnx):
+        raise MissingInput(f"--onnx {args.onnx}: no such file")
     if args.onnx and args.num_gpus * args.num_machines > 1:
         raise InvalidInput("--onnx runs the exported model on one process: leave out --num-gpus / --num-machines")
     check_dataset_classes(cfg, ("TEST",) if args.eval_only else ("TRAIN", "TEST"))

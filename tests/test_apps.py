@@ -376,8 +376,13 @@ def test_eval_only_of_an_exported_model_equals_the_checkpoints(trained, toy_env,
         assert [(r["video_id"], r["category_id"]) for r in results[name]] == [(r["video_id"], r["category_id"]) for r in results["eager"]]
         assert [r["score"] for r in results[name]] == pytest.approx([r["score"] for r in results["eager"]], rel=1e-4)
     # --onnx belongs to --eval-only, --runtime to --onnx: one line each.
-    for argv in (["--onnx", tmp_path / "onnx" / "model.onnx"], ["--eval-only", "--runtime", "openvino"]):
+    misuse = "--onnx FILE evaluates an exported model with --eval-only; --runtime goes with --onnx"
+    missing = tmp_path / "none.onnx"
+    for argv, message in (
+        (["--onnx", tmp_path / "onnx" / "model.onnx"], misuse),
+        (["--eval-only", "--runtime", "openvino"], misuse),
+        (["--eval-only", "--onnx", missing], f"--onnx {missing}: no such file"),
+    ):
         result = run(["train_net.py", "--config-file", TOY_CONFIG, *argv, *config, "OUTPUT_DIR", tmp_path / "x"], toy_env, check=False)
-        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
-            "train_net.py: error: --onnx FILE evaluates an exported model with --eval-only; --runtime goes with --onnx"
-        )
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"train_net.py: error: {message}"
+    assert not (tmp_path / "x").exists()  # refused before anything is written

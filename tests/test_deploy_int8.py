@@ -1,6 +1,7 @@
 """int8 deployment: tools/export_model.py --quantize int8 calibrated on a video, run in both runtimes
 near float32; calibration frames spread over the sources; mistakes in one line."""
 import io
+import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -70,10 +71,11 @@ def test_int8_file_is_quantized_records_its_calibration_and_is_smaller(exported)
     _, folder, printed = exported
     float_file, int8_file = folder / "model.onnx", folder / "model_int8.onnx"
     assert "calibrating on 6 frames of " in printed and f"Quantized {int8_file} (" in printed
-    assert "int8 vs float32: " in printed and "float32 20 (the prediction layers)" in printed
+    assert "int8 vs float32: " in printed and "float32 20 (the prediction convs and the alignment's offsets)" in printed
     graph = onnx.load(str(int8_file))
     metadata = {prop.key: prop.value for prop in graph.metadata_props}
-    assert '"precision": "int8"' in metadata["sgnet.precision"] and '"calibration_frames": 6' in metadata["sgnet.precision"]
+    precision = json.loads(metadata["sgnet.precision"])
+    assert precision == {"precision": "int8", "calibration": "scene.mp4", "calibration_frames": 6}
     assert metadata["sgnet.config"] == {p.key: p.value for p in onnx.load(str(float_file)).metadata_props}["sgnet.config"]
     ops = [node.op_type for node in graph.graph.node]
     # Weights int8 per output channel: one DequantizeLinear per quantized weight and input.
@@ -129,12 +131,19 @@ def test_calibration_frames_spread_over_the_sources(tmp_path):
     folder.mkdir()
     for index in range(10):
         cv2.imwrite(str(folder / f"{index}.png"), np.full((8, 8, 3), 10 * index, dtype=np.uint8))
-    video = write_video(tmp_path / "v.mp4", [torch.full((3, 32, 32), 200, dtype=torch.uint8)] * 12)
+    video = write_video(tmp_path / "v.mp4", [torch.full((3, 32, 32), 20 * index, dtype=torch.uint8) for index in range(12)])
     frames = list(calibration_frames([str(folder), video], 5))
-    # Shares 2 and 3: frames 0 and 9 of the folder, then 3 of the video's 12.
+    # Shares 2 and 3: frames 0 and 9 of the folder, then frames 0, 6 and 11 of the video's 12
+    # (its values through the codec: within a few levels).
     assert [int(f[0, 0, 0]) for f in frames[:2]] == [0, 90]
     assert [f.shape for f in frames[2:]] == [(32, 32, 3)] * 3
+    assert np.abs(np.array([float(f.mean()) for f in frames[2:]]) - [0, 120, 220]).max() < 8
     assert len(list(calibration_frames([str(folder)], 40))) == 10  # no more than there are
+    # A source shorter than its share leaves the rest to the next: of 22 asked, the folder's share
+    # is 11 but it holds 10, so the video gives all its 12; of 30, all 10 + 12 there are.
+    shapes = [f.shape for f in calibration_frames([str(folder), video], 22)]
+    assert shapes.count((8, 8, 3)) == 10 and shapes.count((32, 32, 3)) == 12
+    assert len(list(calibration_frames([str(folder), video], 30))) == 22
     with pytest.raises(DeployError, match="--frames must be at least 1"):
         list(calibration_frames([video], 0))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing.mp4")):
@@ -148,6 +157,7 @@ def test_export_tool_refuses_quantize_mistakes_in_one_line(tmp_path, capsys):
     cases = [
         (["--quantize", "int8"], "--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR"),
         (["--calibration", video], "--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR"),
+        (["--quantize", "int8", "--calibration", video, "--frames", "0"], "--frames must be at least 1; got 0"),
         (["--quantize", "int8", "--calibration", str(tmp_path / "nothing")], str(tmp_path / "nothing")),
         # A calibration source that the int8 file would replace.
         (["--quantize", "int8", "--calibration", str(tmp_path / "out" / "model_int8.onnx")], "would overwrite the input"),

@@ -67,6 +67,8 @@ def export(argv=None) -> int:
     logger = setup_logger(name="sgnet")
     if bool(args.quantize) != bool(args.calibration):
         raise DeployError("--quantize int8 needs --calibration VIDEO_OR_FRAMES_DIR (and --calibration needs --quantize)")
+    if args.frames < 1:
+        raise DeployError(f"--frames must be at least 1; got {args.frames}")
     require("onnx")  # before any work: says how to install it
     # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
     cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
@@ -96,17 +98,26 @@ def export(argv=None) -> int:
     print("outputs:\n  " + "\n  ".join(summary.outputs))
     if args.quantize:
         quantize(args, feeds, summary.path, quantized_output)
+    elif os.path.exists(quantized_output):
+        logger.warning(
+            "%s is from an earlier export, not of this one's weights: quantize again (--quantize int8) or remove it",
+            quantized_output,
+        )
     return 0
 
 
 def quantize(args, feeds, float_path: str, path: str) -> None:
     """Calibrate on ``feeds`` (``--calibration``'s frames) and write the int8 file ``path``;
     print it, and how it agrees with the float32 file on those frames."""
-    print(f"calibrating on {len(feeds)} frames of {', '.join(args.calibration)} ...", flush=True)
-    summary = quantize_int8(float_path, path, feeds, description=", ".join(args.calibration))
+    fewer = f" (--frames {args.frames}: the sources hold no more)" if len(feeds) < args.frames else ""
+    print(f"calibrating on {len(feeds)} frames of {', '.join(args.calibration)}{fewer} ...", flush=True)
+    # The sources' names, not their paths: the file is meant to be shared.
+    description = ", ".join(os.path.basename(os.path.normpath(source)) for source in args.calibration)
+    summary = quantize_int8(float_path, path, feeds, description=description)
     print(
         f"Quantized {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s): int8 "
-        f"{summary.quantized_nodes} convs/matmuls, float32 {len(summary.float_nodes)} (the prediction layers)"
+        f"{summary.quantized_node_count} convs/matmuls, float32 {len(summary.float_node_names)} "
+        "(the prediction convs and the alignment's offsets)"
     )
     print("int8 vs float32: " + str(compare_on(float_path, summary.path, feeds)))
 

@@ -40,26 +40,29 @@ DEFAULT_CALIBRATION_FRAMES = 32
 @dataclass
 class QuantizeSummary:
     """A quantized file: its absolute path, size, the time quantization took (calibration
-    included), the calibration frame count, and the quantized / float-kept node counts."""
+    included), how many convs / matmuls were quantized, and the names of those kept float32."""
 
     path: str
     size_bytes: int
     seconds: float
-    calibration_frames: int
-    quantized_nodes: int
-    float_nodes: List[str]
+    quantized_node_count: int
+    float_node_names: List[str]
 
 
 def calibration_frames(sources: Sequence[str], num_frames: int) -> Iterator[np.ndarray]:
     """Up to ``num_frames`` frames (H, W, 3) BGR, spread evenly over ``sources`` (video files or
     folders of frames, as :class:`~sgnet.data.video.VideoFrameReader` reads them): each source
-    gives its share, evenly spaced over its length (its first frames when its length is unknown;
-    a video is decoded up to its last chosen frame). Errors name the source that cannot be read."""
+    gives its share of what is still wanted, evenly spaced over its length (its first frames when
+    its length is unknown; a video is decoded up to its last chosen frame). Errors name the source
+    that cannot be read."""
     if num_frames < 1:
         raise DeployError(f"--frames must be at least 1; got {num_frames}")
     readers = [VideoFrameReader(source) for source in sources]
-    shares = np.diff(np.linspace(0, num_frames, len(readers) + 1).round().astype(int))
-    for reader, share in zip(readers, shares):
+    remaining = num_frames
+    for position, reader in enumerate(readers):
+        # An even share of what is still wanted: a source shorter than its share leaves the
+        # rest to the sources after it.
+        share = round(remaining / (len(readers) - position))
         if share == 0:
             continue
         if reader.num_frames is None:
@@ -68,14 +71,16 @@ def calibration_frames(sources: Sequence[str], num_frames: int) -> Iterator[np.n
             wanted = set(np.linspace(0, reader.num_frames - 1, min(share, reader.num_frames)).round().astype(int).tolist())
         for index, frame in enumerate(reader):
             if index in wanted:
+                remaining -= 1
                 yield frame
             if index >= max(wanted):
                 break
 
 
-def frame_feeds(frames: Iterable[np.ndarray], to_model_input: Callable[[np.ndarray], torch.Tensor]) -> List[Dict[str, np.ndarray]]:
-    """The graph's feeds for each frame: the resized frame, masks at its resized size (the
-    masks' size does not change the network's activations, only the cost of pasting them)."""
+def frame_feeds(frames: Iterable, to_model_input: Callable[..., torch.Tensor]) -> List[Dict[str, np.ndarray]]:
+    """The graph's feeds for each frame ((H, W, 3) BGR, or whatever ``to_model_input`` takes):
+    ``image`` (3, h, w) uint8, the resized frame, and ``output_size`` (2,) int64, its own size
+    (the masks' size does not change the network's activations, only the cost of pasting them)."""
     feeds = []
     for frame in frames:
         image = to_model_input(frame)
@@ -119,20 +124,25 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
 
     if not feeds:
         raise DeployError(f"{path}: no calibration frame was read")
+    if os.path.realpath(path) == os.path.realpath(float_path):
+        raise DeployError(f"{path}: the int8 file would replace its float32 original: choose another path")
     start = time.perf_counter()
-    model = onnx.load(float_path)
-    quantized_names, kept = quantized_nodes(model.graph)
-    if not quantized_names:  # the exporter named its nodes otherwise: nothing would be quantized
-        raise DeployError(f"{float_path}: no convolution under {QUANTIZED_SCOPES.pattern} to quantize")
+    try:
+        model = onnx.load(float_path)
+    except Exception as e:  # onnx's own errors for missing or corrupt files
+        raise DeployError(f"{float_path}: not an ONNX file onnx can read ({type(e).__name__}: {e})") from e
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if CONFIG_METADATA not in metadata:
         raise DeployError(f"{float_path}: not an SG-Net frame step exported by tools/export_model.py")
+    quantized_names, kept = quantized_nodes(model.graph)
+    if not quantized_names:  # the exporter named its nodes otherwise: nothing would be quantized
+        raise DeployError(f"{float_path}: no convolution under {QUANTIZED_SCOPES.pattern} to quantize")
     advice = _QuietPreprocessingAdvice()
     logging.getLogger().addFilter(advice)
     try:
         with atomic_path(path, suffix=".onnx") as staging:
             # The calibrator records each quantized input's min and max per frame (reductions
-            # added to the graph): its memory does not grow with the frames.
+            # added to the graph), not the activations themselves.
             quantization.quantize_static(
                 model,
                 staging,
@@ -155,15 +165,17 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
             ort.InferenceSession(staging, providers=["CPUExecutionProvider"])  # loads, or fails here
     except OSError as e:
         raise DeployError(f"{path}: cannot write it ({e})") from e
+    except Exception as e:  # the quantizer's and ONNX Runtime's own error types
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise DeployError(f"{path}: ONNX Runtime's quantizer failed on {float_path} ({type(e).__name__}: {first_line})") from e
     finally:
         logging.getLogger().removeFilter(advice)
     return QuantizeSummary(
         path=os.path.abspath(path),
         size_bytes=os.path.getsize(path),
         seconds=time.perf_counter() - start,
-        calibration_frames=len(feeds),
-        quantized_nodes=len(quantized_names),
-        float_nodes=kept,
+        quantized_node_count=len(quantized_names),
+        float_node_names=kept,
     )
 
 
@@ -202,7 +214,7 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def agreement(float_outputs: List[List[np.ndarray]], quantized_outputs: List[List[np.ndarray]]) -> Agreement:
     """:class:`Agreement` of two runs' outputs (per frame, the graph's outputs in
     :data:`~sgnet.deploy.export.OUTPUT_NAMES` order)."""
-    box_ious, mask_ious, score_differences = [], [], [0.0]
+    box_ious, mask_ious, score_differences = [], [], []
     totals = [0, 0]
     for (boxes, scores, classes, _, masks, _), (q_boxes, q_scores, q_classes, _, q_masks, _) in zip(
         float_outputs, quantized_outputs
@@ -226,7 +238,7 @@ def agreement(float_outputs: List[List[np.ndarray]], quantized_outputs: List[Lis
         paired=len(box_ious),
         mean_box_iou=float(np.mean(box_ious)) if box_ious else float("nan"),
         mean_mask_iou=float(np.mean(mask_ious)) if mask_ious else float("nan"),
-        max_score_difference=max(score_differences),
+        max_score_difference=max(score_differences) if score_differences else float("nan"),
     )
 
 
