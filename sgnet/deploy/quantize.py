@@ -18,11 +18,13 @@ from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from detectron2.structures import Boxes, pairwise_iou
 
 from ..data.video import VideoFrameReader
 from ..fileio import atomic_path
 from .errors import DeployError, require
 from .export import CONFIG_METADATA, PRECISION_METADATA
+from .runtime import _first_line
 
 #: The op types quantized (the network's arithmetic; the rest is cheap or index work).
 QUANTIZED_OPS = ("Conv", "MatMul")
@@ -166,8 +168,7 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
     except OSError as e:
         raise DeployError(f"{path}: cannot write it ({e})") from e
     except Exception as e:  # the quantizer's and ONNX Runtime's own error types
-        first_line = (str(e).strip().splitlines() or [""])[0]
-        raise DeployError(f"{path}: ONNX Runtime's quantizer failed on {float_path} ({type(e).__name__}: {first_line})") from e
+        raise DeployError(f"{path}: ONNX Runtime's quantizer failed on {float_path} ({type(e).__name__}: {_first_line(e)})") from e
     finally:
         logging.getLogger().removeFilter(advice)
     return QuantizeSummary(
@@ -202,15 +203,6 @@ class Agreement:
         )
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) boxes -> (N, M) IoU."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    areas = [np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1) for x in (a, b)]
-    return intersection / np.maximum(areas[0][:, None] + areas[1][None] - intersection, 1e-9)
-
-
 def agreement(float_outputs: List[List[np.ndarray]], quantized_outputs: List[List[np.ndarray]]) -> Agreement:
     """:class:`Agreement` of two runs' outputs (per frame, the graph's outputs in
     :data:`~sgnet.deploy.export.OUTPUT_NAMES` order)."""
@@ -221,7 +213,7 @@ def agreement(float_outputs: List[List[np.ndarray]], quantized_outputs: List[Lis
     ):
         totals[0] += len(boxes)
         totals[1] += len(q_boxes)
-        ious = np.where(classes[:, None] == q_classes[None], _box_iou(boxes, q_boxes), 0.0)
+        ious = np.where(classes[:, None] == q_classes[None], pairwise_iou(Boxes(torch.from_numpy(boxes)), Boxes(torch.from_numpy(q_boxes))).numpy(), 0.0)
         for i in np.argsort(-scores):
             j = int(ious[i].argmax()) if ious.shape[1] else -1
             if j < 0 or ious[i, j] <= 0.5:
