@@ -72,11 +72,18 @@ def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
     # int8 weights: about a quarter of the float32 file.
     assert result["onnx_int8_instances"] == 3 and 0.2 < result["onnx_int8_file_mib"] / result["onnx_file_mib"] < 0.4
     assert 0 < result["onnx_nodes"] < result["onnx_traced_nodes"]
+    assert result["onnx_100_over_1"] == pytest.approx(result["onnx_latency_ms"]["3"] / result["onnx_latency_ms"]["1"])
+    # The step's peak memory with 3 masks at 1080 x 1920, each backend in its own process: at
+    # least the (3, 1080, 1920) bool masks it returns (~6 MiB), far from a whole-frame graph's.
+    assert result["step_memory_output"] == [1080, 1920]
+    assert set(result["step_memory_mib"]) == {"eager", "onnxruntime", "openvino"}
+    assert all(5 < mib < 1000 for mib in result["step_memory_mib"].values())
 
     text = report.read_text()
     assert "| 3 |" in text and "Top operators" in text and "aten::" in text
     assert "| 3 |" in text.split("ONNX Runtime int8 / eager", 1)[1]
     assert "## ONNX Runtime and OpenVINO" in text and "Conv " in text  # ONNX Runtime's profile names its operators
+    assert "Peak memory of one step at 3 detections with masks at 1080 x 1920" in text
     assert (tmp_path / "benchmarks_latency.png").stat().st_size > 1000
 
 

@@ -134,8 +134,10 @@ def test_export_writes_a_checked_simplified_model_with_dynamic_sizes(random_expo
         "scores: float[detections]",
         "classes: int64[detections]",
         "class_scores: float[detections, 2]",
-        "masks: bool[detections, output_height, output_width]",
         "embeddings: float[detections, 64]",
+        "mask_probabilities: float[detections, crop_height, crop_width]",
+        "mask_regions: int64[detections, 4]",
+        "mask_map_size: int64[2]",
     ]
     assert summary.size_bytes == os.path.getsize(summary.path) > 0
 
@@ -223,23 +225,26 @@ def test_bad_model_files_fail_in_one_line_naming_the_file(random_export, runtime
     )  # fmt: skip
     onnx.save(onnx.helper.make_model(graph), str(foreign))
     other = cfg.clone()
-    other.merge_from_list(["MODEL.SGNET.NUM_CLASSES", 3, "MODEL.SGNET.MASK.THRESHOLD", 0.4])
+    other.merge_from_list(["MODEL.SGNET.NUM_CLASSES", 3, "MODEL.SGNET.SCORE_THRESH_TEST", 0.4])
     cases = [
         (tmp_path / "missing.onnx", cfg, "no such ONNX model file"),
         (corrupt, cfg, f"not a model {'ONNX Runtime' if runtime == 'onnxruntime' else 'OpenVINO'} can load"),
-        (foreign, cfg, "not an SG-Net frame step exported by tools/export_model.py"),
+        (foreign, cfg, "not an SG-Net frame step exported by this version of tools/export_model.py"),
         (Path(summary.path), other, "exported with MODEL.SGNET.NUM_CLASSES = 2, but the config has 3 (and 1 more key(s): "
-                                    "MODEL.SGNET.MASK.THRESHOLD)"),
+                                    "MODEL.SGNET.SCORE_THRESH_TEST)"),
     ]
     for path, config, message in cases:
         with pytest.raises(DeployError) as error:
             runtime_class(str(path), config)
         text = str(error.value)
         assert str(path) in text and message in text and "\n" not in text and "Exception from" not in text
-    # The tracker's keys are outside the graph: free to change.
+    # The tracker's keys and the mask threshold (the paste's) are outside the graph: free to change.
     retuned = cfg.clone()
-    retuned.merge_from_list(["MODEL.SGNET.TRACKER.IOU_WEIGHT", 7.0, "MODEL.SGNET.TRACKER.MAX_AGE", 3])
-    assert runtime_class(summary.path, retuned).tracker.iou_weight == 7.0
+    retuned.merge_from_list(
+        ["MODEL.SGNET.TRACKER.IOU_WEIGHT", 7.0, "MODEL.SGNET.TRACKER.MAX_AGE", 3, "MODEL.SGNET.MASK.THRESHOLD", 0.4]
+    )
+    retuned_model = runtime_class(summary.path, retuned)
+    assert retuned_model.tracker.iou_weight == 7.0 and retuned_model.mask_threshold == 0.4
     # A frame in the wrong layout, as the one error type.
     deployed = runtime_class(summary.path, cfg)
     with pytest.raises(DeployError, match=r"\(3, h, w\) uint8 .* got a \(96, 160, 3\) torch.uint8 tensor"):
@@ -282,7 +287,7 @@ def test_export_tool_and_demo_with_onnx(tmp_path, capsys):
     exporter = load_script("tools/export_model.py", "sgnet_export_model")
     assert exporter.main(["--config-file", config, "--format", "onnx", "--output", str(tmp_path / "onnx"), *opts]) == 0
     printed = capsys.readouterr().out
-    assert "checked by onnx.checker" in printed and "masks: bool[detections, output_height, output_width]" in printed
+    assert "checked by onnx.checker" in printed and "mask_probabilities: float[detections, crop_height, crop_width]" in printed
     nodes = int(printed.split("graph: ", 1)[1].split()[0])
     assert nodes == len(onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.node) and ", simplified from " in printed
     traced_output = ["--output", str(tmp_path / "traced"), "--no-simplify"]
@@ -333,25 +338,36 @@ def test_the_simplification_check_matches_detections_and_finds_differences():
 
     rng = np.random.default_rng(0)
     boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [5, 5, 30, 30]], dtype=np.float32)
+    map_size = np.array([24, 24])  # the frame's one output, not per detection
     reference = [boxes, np.array([0.5, 0.5, 0.4], np.float32), np.array([0, 1, 1]), rng.random((3, 2), dtype=np.float32),
-                 rng.random((3, 8, 8)) > 0.5, rng.random((3, 4), dtype=np.float32)]  # fmt: skip
-    swapped = [x[[1, 0, 2]] for x in reference]  # near-tied scores in the other order
+                 rng.random((3, 4), dtype=np.float32), rng.random((3, 8, 8), dtype=np.float32),
+                 rng.integers(0, 24, (3, 4)), map_size]  # fmt: skip
+
+    def per_detection(outputs, select):
+        return [x if x is map_size else select(x) for x in outputs]
+
+    swapped = per_detection(reference, lambda x: x[[1, 0, 2]])  # near-tied scores in the other order
     assert _first_difference(reference, swapped) is None
     moved = [x.copy() for x in reference]
     moved[0][2, 1] += 0.5
     assert _first_difference(reference, moved) == "boxes differs by up to 0.5"
-    flipped = [x.copy() for x in reference]
-    flipped[4][0, :2] = ~flipped[4][0, :2]
-    assert _first_difference(reference, flipped) == "16 of 192 mask pixels differ"  # two rows of one mask
-    assert _first_difference(reference, [x[:2] for x in reference]) == "2 detections instead of 3"
+    shifted = [x.copy() for x in reference]
+    shifted[5][0, :2] += 0.01
+    assert _first_difference(reference, shifted).startswith("mask_probabilities differs by up to 0.01")
+    bounds = [x.copy() for x in reference]
+    bounds[6][0, :2] += 1  # one crop bound may round the other way, not two
+    assert _first_difference(reference, bounds) == "2 of 12 mask crop bounds differ"
+    bounds[6][0, 1] -= 1
+    assert _first_difference(reference, bounds) is None
+    assert _first_difference(reference, per_detection(reference, lambda x: x[:2])) == "2 detections instead of 3"
     # One box twice (clipped to the frame) under two scores: paired by score.
-    clipped = [np.concatenate([x, x[:1]]) for x in reference]
-    clipped[1][3], clipped[5][3] = 0.45, 0.0
-    assert _first_difference(clipped, [x[[3, 1, 2, 0]] for x in clipped]) is None
+    clipped = per_detection(reference, lambda x: np.concatenate([x, x[:1]]))
+    clipped[1][3], clipped[4][3] = 0.45, 0.0
+    assert _first_difference(clipped, per_detection(clipped, lambda x: x[[3, 1, 2, 0]])) is None
     clipped_other = [x.copy() for x in clipped]
-    clipped_other[5][3] += 1
+    clipped_other[4][3] += 1
     assert _first_difference(clipped, clipped_other) == "embeddings differs by up to 1"
-    empty = [x[:0] for x in reference]
+    empty = per_detection(reference, lambda x: x[:0])
     assert _first_difference(empty, [x.copy() for x in empty]) is None
 
 

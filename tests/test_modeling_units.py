@@ -8,7 +8,8 @@ from torch.nn import functional as F
 from sgnet.modeling.assignment import fcos_matched_indices
 from sgnet.modeling.layers import gather_conv3x3
 from sgnet.modeling.losses import centerness_targets
-from sgnet.modeling.mask_head import SpatialGranularityMaskHead, box_pixels
+from sgnet.modeling.mask_head import BoxCrops, SpatialGranularityMaskHead, grid_bands
+from sgnet.modeling.mask_paste import paste_masks
 from sgnet.modeling.track_head import CenterTrackHead
 from sgnet.tracking import TrackMemory
 
@@ -129,14 +130,14 @@ def test_granularity_selection_by_box_area():
     assert per_image.select_granularity(areas, torch.tensor([0, 0, 1])).tolist() == [4, 4, 3]
 
 
-def test_box_pixels_assigns_grid_cells():
-    # A 4 x 4 box at the origin with g = 2: four 2 x 2 cells, row-major.
-    pixels = box_pixels(torch.tensor([[0.0, 0.0, 4.0, 4.0]]), torch.tensor([2]), (6, 6))
-    cells = torch.full((6, 6), -1)
-    cells[pixels.ys, pixels.xs] = pixels.cells
-    expected = torch.full((6, 6), -1)
-    expected[:4, :4] = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
-    assert torch.equal(cells, expected)
+def test_grid_bands_split_boxes_evenly():
+    # A box [0, 4) with g = 2 along one axis: pixel centres 0.5, 1.5 in band 0, 2.5, 3.5 in band 1;
+    # past the far edge, the last band (the clamp); before the box, the first.
+    bands = grid_bands(torch.arange(-1, 6)[None], torch.tensor([0.0]), torch.tensor([4.0]), torch.tensor([2]))
+    assert bands.tolist() == [[0, 0, 0, 1, 1, 1, 1]]
+    # g = 3 over [1, 7): two pixels a band.
+    bands = grid_bands(torch.arange(1, 7)[None], torch.tensor([1.0]), torch.tensor([7.0]), torch.tensor([3]))
+    assert bands.tolist() == [[0, 0, 1, 1, 2, 2]]
 
 
 def slow_assembly(bases, boxes, image_idx, coefficients, granularities, num_bases):
@@ -159,25 +160,34 @@ def slow_assembly(bases, boxes, image_idx, coefficients, granularities, num_base
     return out
 
 
-def test_mask_assembly_matches_a_slow_per_cell_loop():
+@pytest.mark.parametrize("chunk_size", [1, 2, 32])
+def test_mask_assembly_matches_a_slow_per_cell_loop(chunk_size):
+    """Training's assembly (coarse logits on box crops, sampled per cell) equals combining the
+    x4-upsampled bases with each pixel's cell coefficients, pixel by pixel, in chunks of any size."""
     torch.manual_seed(0)
     head = make_mask_head()
-    bases = torch.randn(2, 3, 20, 24)
+    coarse_bases = torch.randn(2, 3, 5, 6)
+    bases = F.interpolate(coarse_bases, scale_factor=4, mode="bilinear", align_corners=False)  # (2, 3, 20, 24)
     # areas (basis px): 6.5 * 5.5 ~ 36 -> g 2; 22 x 26 = 572 -> g 3; 24 x 50 clipped box -> g 4
-    boxes = torch.tensor([[1.2, 2.5, 7.7, 8.0], [0.0, 0.0, 22.0, 26.0], [-3.0, 1.0, 21.0, 51.0]])
-    image_idx = torch.tensor([0, 1, 1])
-    coefficients = torch.randn(3, 3 * (4 + 9 + 16))
-    pixels, logits = head.assemble(bases, image_idx, boxes, coefficients)
-    fast = torch.zeros(3, 20, 24)
-    fast[pixels.instance, pixels.ys, pixels.xs] = logits
+    boxes = torch.tensor([[1.2, 2.5, 7.7, 8.0], [0.0, 0.0, 22.0, 26.0], [-3.0, 1.0, 21.0, 51.0], [5.0, 5.0, 5.2, 9.0]])
+    image_idx = torch.tensor([0, 1, 1, 0])
+    coefficients = torch.randn(4, 3 * (4 + 9 + 16))
+    pixels, logits = head.assemble(coarse_bases, image_idx, boxes, coefficients, chunk_size=chunk_size)
+    assembled = torch.zeros(4, 20, 24)
+    assembled[pixels.instance, pixels.ys, pixels.xs] = logits
     granularities = head.select_granularity(
         (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), image_idx
     )
-    assert granularities.tolist() == [2, 3, 4]
+    assert granularities.tolist() == [2, 3, 4, 2]
     reference = slow_assembly(bases, boxes, image_idx, coefficients, granularities, 3)
-    assert torch.allclose(fast, reference, atol=1e-5)
+    assert torch.allclose(assembled, reference, atol=1e-5)
+    # Each pixel once, and exactly the pixels whose centres are inside the clipped boxes.
+    inside = torch.zeros(4, 20, 24, dtype=torch.long)
+    inside.index_put_((pixels.instance, pixels.ys, pixels.xs), torch.ones_like(pixels.ys), accumulate=True)
+    assert inside[0].sum() == 6 * 7 and inside[1].sum() == 20 * 22 and inside[2].sum() == 19 * 21
+    assert inside.max() == 1 and inside[3].sum() == 0
     # Every cell really uses its own coefficients: the four quadrants of instance 0 differ.
-    assert len({round(float(v), 4) for v in fast[0][fast[0] != 0]}) > 4
+    assert len({round(float(v), 4) for v in assembled[0][assembled[0] != 0]}) > 4
 
 
 def test_test_mask_boxes_scale_about_centres():
@@ -191,8 +201,8 @@ def test_test_mask_boxes_scale_about_centres():
 
 
 def test_degenerate_box_covers_no_pixel():
-    pixels = box_pixels(torch.tensor([[3.0, 3.0, 3.0, 9.0], [2.6, 2.6, 2.9, 2.9]]), torch.tensor([2, 2]), (10, 10))
-    assert len(pixels.instance) == 0
+    crops = BoxCrops.of(torch.tensor([[3.0, 3.0, 3.0, 9.0], [2.6, 2.6, 2.9, 2.9], [1.0, 1.0, 3.0, 2.0]]), (10, 10))
+    assert (crops.heights * crops.widths).tolist() == [0, 0, 2]
 
 
 def test_sparse_coefficients_equal_the_dense_conv():
@@ -306,29 +316,50 @@ def test_sampled_deformable_conv_samples_at_float32_positions_under_autocast():
 
 
 def straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size):
-    """Reference for inference masks: bases upsampled x4, logits at every pixel of the scaled
-    boxes, probabilities 0 outside them, the valid part resized to the output. Returns the resized
-    probabilities."""
-    bases = F.interpolate(coarse_bases[None], scale_factor=4, mode="bilinear", align_corners=False)
-    pixels, logits = head.assemble(
-        bases, torch.zeros(len(boxes), dtype=torch.long), head.test_mask_boxes(boxes), coefficients, granularity
-    )
-    probabilities = torch.zeros(len(boxes), *bases.shape[-2:])
-    probabilities[pixels.instance, pixels.ys, pixels.xs] = logits.sigmoid()
+    """Reference for inference masks: bases upsampled x4, each pixel of the scaled boxes combined
+    with its cell's coefficients, probabilities 0 outside them, the valid part resized to the
+    output. Returns the resized probabilities."""
+    bases = F.interpolate(coarse_bases, scale_factor=4, mode="bilinear", align_corners=False)[0]
+    boxes = head.test_mask_boxes(boxes)
+    height, width = bases.shape[-2:]
+    centres_y = torch.arange(height)[:, None] + 0.5
+    centres_x = torch.arange(width)[None, :] + 0.5
+    offsets = {2: 0, 3: 4, 4: 13}
+    probabilities = torch.zeros(len(boxes), height, width)
+    for n, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        g = int(granularity[n])
+        inside = (centres_y >= y0) & (centres_y < y1) & (centres_x >= x0) & (centres_x < x1)
+        i = ((centres_y - y0) / (y1 - y0) * g).floor().long().clamp(0, g - 1).expand(height, width)
+        j = ((centres_x - x0) / (x1 - x0) * g).floor().long().clamp(0, g - 1).expand(height, width)
+        cells = coefficients[n].reshape(-1, head.num_bases)[offsets[g] + i * g + j]  # (H, W, K)
+        logits = (cells * bases.permute(1, 2, 0)).sum(dim=-1)
+        probabilities[n] = torch.where(inside, logits.sigmoid(), 0.0)
     valid = probabilities[:, None, : valid_size[0], : valid_size[1]]
     return F.interpolate(valid, size=output_size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def pasted_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size, chunk_size,
+                 paste_chunk_pixels=2**21):
+    """Inference's masks: probabilities on the crops (``chunk_size`` None: the exported one-pass
+    form, sizes as tensors as when traced), pasted onto the output."""
+    if chunk_size is None:
+        valid_size = [torch.tensor(size) for size in valid_size]
+    probabilities, crops = head.mask_probabilities(coarse_bases, boxes, coefficients, granularity, valid_size, chunk_size)
+    assert (probabilities >= 0).all() and not (probabilities * ~crops.inside(probabilities.shape[1:])).any()
+    return paste_masks(probabilities, crops.regions(), [int(v) for v in valid_size], output_size, 0.5, paste_chunk_pixels)
 
 
 @pytest.mark.parametrize(
     "output_size, test_box_expansion", [((44, 62), 1.0), ((37, 50), 1.0), ((90, 129), 1.0), ((37, 50), 1.2)]
 )
 def test_inference_masks_equal_the_straightforward_computation(output_size, test_box_expansion):
-    """Box crops, coarse logits and grid sampling give the masks of upsampling the bases, assembling
-    every box pixel and resizing whole maps: at integer and fractional output scales, for boxes
-    over the edges, in the padding and empty, in chunks of any size, on scaled boxes too."""
+    """Box crops, coarse logits, grid sampling and the paste give the masks of upsampling the
+    bases, combining every box pixel with its cell and resizing whole maps: at integer and
+    fractional output scales, for boxes over the edges, in the padding and empty, in chunks of any
+    size and in the exported one-pass form, on scaled boxes too."""
     torch.manual_seed(0)
     head = make_mask_head(num_bases=3, test_box_expansion=test_box_expansion)
-    coarse_bases = torch.randn(3, 6, 8)  # bases 24 x 32, of which 22 x 31 cover the input
+    coarse_bases = torch.randn(1, 3, 6, 8)  # bases 24 x 32, of which 22 x 31 cover the input
     valid_size = (22, 31)
     boxes = torch.tensor(
         [
@@ -347,32 +378,31 @@ def test_inference_masks_equal_the_straightforward_computation(output_size, test
     reference = straightforward_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size)
     # Pixels within float rounding of the threshold may go either way.
     decided = (reference - 0.5).abs() > 1e-5
-    chunked = [
-        head.output_masks(coarse_bases, boxes, coefficients, granularity, valid_size, output_size, 0.5, chunk_size)
-        for chunk_size in (1, 3, 1000)
+    results = [
+        pasted_masks(head, coarse_bases, boxes, coefficients, granularity, valid_size, output_size, chunk_size, paste)
+        for chunk_size, paste in ((1, 1), (3, 500), (1000, 10**9), (None, 2**21))
     ]
-    # The exported formulation (whole map per instance), with sizes as tensors as when traced.
-    dense = head.dense_output_masks(
-        coarse_bases, boxes, coefficients, granularity, torch.tensor(valid_size), torch.tensor(output_size), 0.5
-    )
-    for masks in chunked + [dense]:
+    for masks in results:
         assert masks.shape == (len(boxes), *output_size) and masks.dtype == torch.bool
         assert torch.equal(masks[decided], (reference > 0.5)[decided])
-    masks = chunked[-1]
+    masks = results[-1]
     assert masks[1:4].flatten(1).any(dim=1).all() and not masks[4:6].any()
     # Cells differ: within box 2, both masked and unmasked pixels.
     assert 0.1 < masks[2].float().mean() < 0.9
-    for assemble in (head.output_masks, head.dense_output_masks):
-        none = assemble(coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, 0.5)
+    for chunk_size in (8, None):
+        none = pasted_masks(head, coarse_bases, boxes[:0], coefficients[:0], granularity[:0], valid_size, output_size, chunk_size)
         assert none.shape == (0, *output_size)
+        # Only boxes that cover no pixel of the input: crops of no pixel, empty masks.
+        empty = pasted_masks(head, coarse_bases, boxes[4:6], coefficients[4:6], granularity[4:6], valid_size, output_size, chunk_size)
+        assert empty.shape == (2, *output_size) and not empty.any()
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_frame_masks_equal_the_straightforward_computation(monkeypatch, dense):
-    """``SGNet._masks`` wiring (basis stride, valid part of the padded map, coarse bases of the
-    frame): a frame's masks equal bases assembled at every box pixel and the valid part resized
-    to the frame's size, with an input that is padded and resized; in both formulations
-    (``dense``: the exported one, through ``frame_step``)."""
+@pytest.mark.parametrize("traced", [False, True])
+def test_frame_masks_equal_the_straightforward_computation(monkeypatch, traced):
+    """``SGNet._masks`` and the paste's wiring (basis stride, valid part of the padded map,
+    coarse bases of the frame): a frame's masks equal bases combined at every box pixel and the
+    valid part resized to the frame's size, with an input that is padded and resized; in both
+    formulations (``traced``: the exported one, through ``frame_step``)."""
     torch.manual_seed(0)
     model = build_model(tiny_cfg()).eval()
     # Boxes of 4 strides, so that masks cover pixels.
@@ -384,9 +414,10 @@ def test_frame_masks_equal_the_straightforward_computation(monkeypatch, dense):
     torch.manual_seed(0)
     image = torch.randint(0, 255, (3, 90, 125), dtype=torch.uint8)  # padded to 96 x 128
     with torch.no_grad():
-        masks = model.frame_step(image, (117, 163), dense_masks=dense).masks
-        predictions, detections, image_idx, input_size, output_size, dense_masks = calls[0]
-        assert dense_masks == dense
+        outputs = model.frame_step(image, (117, 163), traced=traced)
+        masks = outputs.to_instances((117, 163), model.mask_threshold).pred_masks
+        predictions, detections, image_idx, input_size, traced_call = calls[0]
+        assert traced_call == traced
         coarse_bases = model.mask_head.coarse_bases([predictions["box_features"][i] for i in model.basis_levels])
         coefficients = model.mask_head.coefficients(
             predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
@@ -395,8 +426,9 @@ def test_frame_masks_equal_the_straightforward_computation(monkeypatch, dense):
         granularity = model.mask_head.box_granularity(boxes, image_idx)
         valid_size = (-(-90 // model.basis_stride), -(-125 // model.basis_stride))
         reference = straightforward_masks(
-            model.mask_head, coarse_bases[0], boxes, coefficients, granularity, valid_size, (117, 163)
+            model.mask_head, coarse_bases, boxes, coefficients, granularity, valid_size, (117, 163)
         )
+    assert outputs.mask_map_size.tolist() == list(valid_size)
     decided = (reference - model.mask_threshold).abs() > 1e-5
     assert masks.shape == (6, 117, 163) and masks.any()
     assert torch.equal(masks[decided], (reference > model.mask_threshold)[decided])
@@ -552,4 +584,7 @@ def test_stage_timer_is_told_each_stage_of_a_frame_once_at_a_time(model):
     stages = [stage for _, stage in events[0::2]]
     assert events == [event for stage in stages for event in (("enter", stage), ("exit", stage))]
     assert tuple(dict.fromkeys(stages)) == STAGES
-    assert stages == ["backbone+FPN", "heads", "post-processing", "heads", "mask assembly", "heads", "tracking"]
+    # The masks' second part is their paste onto the frame, after the frame step.
+    assert stages == [
+        "backbone+FPN", "heads", "post-processing", "heads", "mask assembly", "heads", "mask assembly", "tracking"
+    ]

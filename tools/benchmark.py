@@ -76,6 +76,12 @@ STREAM_FRAMES = (100, 1000)
 EVAL_SIZES = {"videos": 300, "frames": 30, "tracks": 10}
 # Frames the benchmark's int8 file is calibrated on (random blobs, as the timed frame).
 CALIBRATION_FRAMES = 8
+# The output size the step's peak memory is measured at (tools/benchmark_step_memory.py), with the
+# most instances of INSTANCE_COUNTS; and that peak (MiB) before the masks left the graph (sgnet
+# 09db1de, which assembled every mask on the whole output frame; AMD EPYC, 2 cores, measured
+# with this benchmark's model and helper), the target being a quarter of ONNX Runtime's.
+STEP_MEMORY_OUTPUT = (1080, 1920)
+WHOLE_FRAME_GRAPH_STEP_MIB = {"eager": 429, "onnxruntime": 1945, "openvino": 3153}
 
 
 def log(message: str) -> None:
@@ -426,6 +432,30 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
                 + f" (export {exported.seconds:.1f} s, {exported.size_bytes / 2**20:.0f} MiB, {exported.nodes} nodes)")
             if args.profile_rows and reported:
                 result["profile"] = onnx_profile(exported.path, frame, size, timer.repeats, args.profile_rows)
+            if n == INSTANCE_COUNTS[-1]:
+                result["step_memory_mib"] = step_memory_mib(model, exported.path, n, size, Path(tmp))
+    return result
+
+
+def step_memory_mib(model, onnx_path: str, detections: int, size, workdir: Path) -> dict:
+    """Peak memory (MiB) of one frame step at ``detections`` with masks at
+    :data:`STEP_MEMORY_OUTPUT`, in eager PyTorch and each runtime, each in a fresh process
+    (tools/benchmark_step_memory.py: the RSS high-water mark during the step less the RSS before)."""
+    weights = workdir / "step_memory.pth"
+    torch.save({"model": model.state_dict()}, weights)
+    result = {}
+    for backend in ("eager", "onnxruntime", "openvino"):
+        command = [sys.executable, str(REPO / "tools" / "benchmark_step_memory.py"), "--weights", str(weights),
+                   "--detections", str(detections), "--output-size", *map(str, STEP_MEMORY_OUTPUT),
+                   "--height", str(size[0]), "--width", str(size[1])]
+        if backend != "eager":
+            command += ["--onnx", onnx_path, "--runtime", backend]
+        finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr[-2000:]}")
+        result[backend] = json.loads(finished.stdout.strip().splitlines()[-1])["step_mib"]
+    log(f"step memory at {detections} detections, masks at {STEP_MEMORY_OUTPUT[0]} x {STEP_MEMORY_OUTPUT[1]}: "
+        + ", ".join(f"{backend} {mib:.0f} MiB" for backend, mib in result.items()))
     return result
 
 
@@ -627,6 +657,10 @@ def deploy_summary(deploy: dict) -> dict:
         })  # fmt: skip
     keys = ("export_seconds", "file_mib", "nodes", "traced_nodes", "int8_instances", "int8_seconds", "int8_file_mib")
     result.update({f"onnx_{key}": deploy[key] for key in keys})
+    first, last = (str(n) for n in (INSTANCE_COUNTS[0], INSTANCE_COUNTS[-1]))
+    result["onnx_100_over_1"] = result["onnx_latency_ms"][last] / result["onnx_latency_ms"][first]
+    result["step_memory_mib"] = deploy["step_memory_mib"]
+    result["step_memory_output"] = list(STEP_MEMORY_OUTPUT)
     return result
 
 
@@ -654,6 +688,9 @@ def target_checks(result: dict, device: str) -> list:
         checks += [
             ("ONNX Runtime / eager PyTorch SG-Net step, 10 instances", result["onnx_over_eager"].get("10"), 0.75),
             ("OpenVINO int8 / eager PyTorch SG-Net step, 10 instances", result["openvino_int8_over_eager"].get("10"), 0.45),
+            ("ONNX Runtime SG-Net step, 100 / 1 instances", result["onnx_100_over_1"], 1.10),
+            (f"ONNX Runtime step's peak memory, {INSTANCE_COUNTS[-1]} detections at {STEP_MEMORY_OUTPUT[0]}p (MiB)",
+             result["step_memory_mib"]["onnxruntime"], WHOLE_FRAME_GRAPH_STEP_MIB["onnxruntime"] / 4),
         ]
     checks += [
         ("demo peak anonymous RSS, 1000 / 100 frames", result["rss_1000_over_100"], 1.05),
@@ -708,6 +745,17 @@ def onnx_report_lines(result: dict, counts, profile: str) -> list:
         "",
         "Random weights say nothing of int8's accuracy: its cost in video AP, measured on the trained toy model, is in",
         "the README's Deploy section.",
+        "",
+        f"Peak memory of one step at {counts[-1]} detections with masks at {result['step_memory_output'][0]} x "
+        f"{result['step_memory_output'][1]} (each in a fresh process, `tools/benchmark_step_memory.py`: RSS high-water "
+        "mark during the step less the RSS before; the (N, H, W) bool masks themselves are "
+        f"{counts[-1] * result['step_memory_output'][0] * result['step_memory_output'][1] / 2**20:.0f} MiB), "
+        "against the graph that assembled every mask on the whole frame (sgnet 09db1de, AMD EPYC):",
+        "",
+        "| | eager PyTorch | ONNX Runtime | OpenVINO |",
+        "|---|---|---|---|",
+        "| this run (MiB) | " + " | ".join(f"{result['step_memory_mib'][b]:.0f}" for b in ("eager", "onnxruntime", "openvino")) + " |",
+        "| whole-frame graph (MiB) | " + " | ".join(f"{WHOLE_FRAME_GRAPH_STEP_MIB[b]}" for b in ("eager", "onnxruntime", "openvino")) + " |",
         "",
         "ONNX Runtime's own profile of the frame step (operator types, ms per frame):",
         "",

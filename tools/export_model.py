@@ -5,9 +5,11 @@
         --output output/onnx MODEL.WEIGHTS output/toy/sgnet_R18_toy/model_final.pth
 
 Writes ``OUTPUT/model.onnx``: one frame's whole step, from the resized uint8 frame (normalisation
-and padding inside) to boxes, scores, classes, class scores, masks at the original frame size (a
-graph input) and centre embeddings, with dynamic frame size and number of detections. Association
-stays outside (``sgnet.deploy.ONNXRuntimeSGNet`` and ``OpenVINOSGNet`` run it as PyTorch does).
+and padding inside) to boxes at the original frame size (a graph input), scores, classes, class
+scores, centre embeddings, and each detection's mask probabilities on its crop of the basis map,
+with dynamic frame size and number of detections. The paste of the masks onto the frame and
+association stay outside (``sgnet.deploy.ONNXRuntimeSGNet`` and ``OpenVINOSGNet`` run them as
+PyTorch does).
 The traced graph is simplified by onnxslim (checked equal in ONNX Runtime; ``--no-simplify``
 writes it as traced) and checked with ``onnx.checker``; its node count, inputs and outputs are
 printed.
@@ -16,6 +18,10 @@ printed.
 ``OUTPUT/model_int8.onnx``: the file statically quantized to int8 (QDQ; :mod:`sgnet.deploy.quantize`),
 its activation ranges calibrated on N frames spread over the given videos or frame folders (frames
 like the ones it will see), and prints how its detections agree with float32's on those frames.
+
+``--precision fp16`` also writes ``OUTPUT/model_fp16.onnx`` for GPU runtimes: the network's convolutions
+and matmuls in float16, the rest float32 (:mod:`sgnet.deploy.half`), and prints how its detections
+agree with float32's on the sample frame and a second, odd-sized one (on the CPU).
 
 Exit status: 0, or 2 on bad input.
 """
@@ -30,7 +36,10 @@ from detectron2.utils.logger import setup_logger
 
 from sgnet.config import load_config
 from sgnet.deploy import DeployError, export_onnx
-from sgnet.deploy.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_frames, compare_on, frame_feeds, quantize_int8
+from sgnet.deploy.export import check_frames, default_sample_image
+from sgnet.deploy.half import convert_fp16
+from sgnet.deploy.precision import compare_on
+from sgnet.deploy.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_frames, frame_feeds, quantize_int8
 from sgnet.deploy.errors import require
 from sgnet.errors import run_main
 from sgnet.fileio import refuse_overwriting_inputs
@@ -58,6 +67,9 @@ def get_parser():
         "--frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
         help=f"calibration frames, spread over the sources (default {DEFAULT_CALIBRATION_FRAMES})",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=["fp16"], help="also write OUTPUT/model_fp16.onnx (float16 network, for GPU runtimes)"
+    )
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="config overrides: KEY VALUE pairs")
     return parser
 
@@ -73,9 +85,12 @@ def export(argv=None) -> int:
     # Traced on the CPU: the deformable alignment's sampled formulation is the CPU one.
     cfg = load_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])
     output = os.path.join(args.output, "model.onnx")
-    quantized_output = os.path.join(args.output, "model_int8.onnx")
+    # The derived files this run writes, and those of other precisions, by the flag that makes them.
+    derived = {"--quantize int8": os.path.join(args.output, "model_int8.onnx"),
+               "--precision fp16": os.path.join(args.output, "model_fp16.onnx")}  # fmt: skip
+    written = {flag: path for flag, path in derived.items() if flag.split()[1] in (args.quantize, args.precision)}
     inputs = [args.config_file] + [p for p in (cfg.MODEL.WEIGHTS, args.sample_image) if p] + list(args.calibration or [])
-    for path in (output, quantized_output) if args.quantize else (output,):
+    for path in (output, *written.values()):
         refuse_overwriting_inputs(path, inputs)
     if not cfg.MODEL.WEIGHTS:
         logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
@@ -97,12 +112,12 @@ def export(argv=None) -> int:
     print("inputs:\n  " + "\n  ".join(summary.inputs))
     print("outputs:\n  " + "\n  ".join(summary.outputs))
     if args.quantize:
-        quantize(args, feeds, summary.path, quantized_output)
-    elif os.path.exists(quantized_output):
-        logger.warning(
-            "%s is from an earlier export, not of this one's weights: quantize again (--quantize int8) or remove it",
-            quantized_output,
-        )
+        quantize(args, feeds, summary.path, written["--quantize int8"])
+    if args.precision:
+        half(summary.path, written["--precision fp16"], sample if sample is not None else default_sample_image(cfg))
+    for flag, path in derived.items():
+        if flag not in written and os.path.exists(path):
+            logger.warning("%s is from an earlier export, not of this one's weights: run again with %s or remove it", path, flag)
     return 0
 
 
@@ -120,6 +135,17 @@ def quantize(args, feeds, float_path: str, path: str) -> None:
         "(the prediction convs and the alignment's offsets)"
     )
     print("int8 vs float32: " + str(compare_on(float_path, summary.path, feeds)))
+
+
+def half(float_path: str, path: str, sample) -> None:
+    """Write the float16 file ``path``; print it, and how it agrees with the float32 file on the
+    sample frame and a second, odd-sized one."""
+    summary = convert_fp16(float_path, path)
+    print(
+        f"Converted {summary.path} ({summary.size_bytes / 2**20:.1f} MiB, {summary.seconds:.1f} s): float16 "
+        f"{summary.half_node_count} convs/matmuls, {summary.cast_count} casts to and from float32 work"
+    )
+    print("float16 vs float32: " + str(compare_on(float_path, summary.path, check_frames(sample))))
 
 
 def main(argv=None) -> int:

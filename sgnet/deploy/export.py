@@ -23,8 +23,8 @@ OUTPUT_NAMES = FrameOutputs._fields
 OPSET = 18
 # The config values an exported graph holds (besides its weights): the input it expects, its
 # output sizes and its post-processing. Recorded in the file (metadata ``sgnet.config``), they
-# must agree with the config the file is run with. The tracker's keys stay free: association
-# runs outside the graph.
+# must agree with the config the file is run with. The tracker's keys and the mask threshold stay
+# free: association and the masks' paste run outside the graph.
 GRAPH_KEYS = (
     "INPUT.FORMAT",
     "MODEL.PIXEL_MEAN",
@@ -36,7 +36,6 @@ GRAPH_KEYS = (
     "MODEL.SGNET.NMS_THRESH_TEST",
     "MODEL.SGNET.NMS_CLASS_AGNOSTIC",
     "MODEL.SGNET.DETECTIONS_PER_IMAGE",
-    "MODEL.SGNET.MASK.THRESHOLD",
     "MODEL.SGNET.MASK.GRANULARITIES",
     "MODEL.SGNET.MASK.GRANULARITY_AREAS",
     "MODEL.SGNET.MASK.GRANULARITY_PER_IMAGE",
@@ -63,14 +62,15 @@ def graph_config(cfg) -> Dict[str, object]:
 
 class FrameGraph(nn.Module):
     """The traced module: (image (3, h, w) uint8 resized frame, output_size (2,) int64 (H, W))
-    -> the six :class:`FrameOutputs` tensors, masks at (H, W)."""
+    -> the :class:`FrameOutputs` tensors, boxes at (H, W), masks on their crops (pasted outside
+    the graph, :func:`sgnet.modeling.mask_paste.paste_masks`)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, image, output_size):
-        return tuple(self.model.frame_step(image, output_size, dense_masks=True))
+        return tuple(self.model.frame_step(image, output_size, traced=True))
 
 
 @dataclass
@@ -97,7 +97,15 @@ def _describe(values, onnx) -> List[str]:
     return lines
 
 
-def _check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
+def default_sample_image(cfg) -> torch.Tensor:
+    """(3, h, w) uint8: the frame traced without ``sample_image``, random, of
+    ``INPUT.MIN_SIZE_TEST`` x (1.5 x that)."""
+    height = cfg.INPUT.MIN_SIZE_TEST
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
+
+
+def check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
     """The feeds a simplified graph is checked on: the traced frame at its own size, and a
     random frame of another, odd size with masks at a third size (the shape computations the
     simplifier rewrote must hold for them too)."""
@@ -127,13 +135,13 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
     if len(set(order.tolist())) != len(order):
         return "the detections do not pair one to one"
     for name, expected, got in zip(OUTPUT_NAMES, reference, simplified):
-        got = got[order]
+        got = got if name == "mask_map_size" else got[order]  # the one output of the frame, not per detection
         if expected.shape != got.shape:
             return f"{name} has shape {list(got.shape)} instead of {list(expected.shape)}"
-        if name == "masks":
-            # A pixel whose probability sits at the threshold may flip with the operation order.
-            if np.count_nonzero(expected != got) > max(1, expected.size // 10000):
-                return f"{np.count_nonzero(expected != got)} of {expected.size} mask pixels differ"
+        if name == "mask_regions":
+            # A box edge at a pixel centre may round either way with the operation order.
+            if np.count_nonzero(expected != got) > max(1, expected.size // 100):
+                return f"{np.count_nonzero(expected != got)} of {expected.size} mask crop bounds differ"
         elif not np.allclose(expected, got, rtol=1e-4, atol=1e-4):
             return f"{name} differs by up to {np.abs(expected.astype(np.float64) - got).max():.3g}"
     return None
@@ -142,7 +150,7 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
 def _simplified(staging: str, path: str, sample_image: torch.Tensor, onnx):
     """onnxslim's simplification of the traced graph in ``staging`` (constant folding, shape
     plumbing, Identity nodes: about half the nodes, which every runtime would otherwise digest),
-    checked equal to it in ONNX Runtime on :func:`_check_frames`. ``path``: the file the user
+    checked equal to it in ONNX Runtime on :func:`check_frames`. ``path``: the file the user
     asked for, which errors name. Returns the simplified graph and the traced one's node count."""
     onnxslim, ort = require("onnxslim"), require("onnxruntime")
     traced = onnx.load(staging)
@@ -159,7 +167,7 @@ def _simplified(staging: str, path: str, sample_image: torch.Tensor, onnx):
         ort.InferenceSession(model, providers=["CPUExecutionProvider"]) for model in (staging, simplified.SerializeToString())
     ]
     checked = []
-    for feeds in _check_frames(sample_image):
+    for feeds in check_frames(sample_image):
         outputs = [session.run(None, feeds) for session in sessions]
         difference = _first_difference(*outputs)
         if difference:
@@ -196,8 +204,8 @@ def _export(model, cfg, sample_image, output_size, staging: str, path: str, onnx
             output_names=list(OUTPUT_NAMES),
             dynamic_axes={
                 "image": {1: "height", 2: "width"},
-                **{name: detections for name in OUTPUT_NAMES},
-                "masks": {0: "detections", 1: "output_height", 2: "output_width"},
+                **{name: detections for name in OUTPUT_NAMES if name != "mask_map_size"},
+                "mask_probabilities": {0: "detections", 1: "crop_height", 2: "crop_width"},
             },
         )
     if simplify:
@@ -240,9 +248,7 @@ def export_onnx(
     if model.device.type != "cpu":
         raise DeployError(f"{path}: export runs on the CPU (MODEL.DEVICE cpu), the model is on {model.device}")
     if sample_image is None:
-        height = cfg.INPUT.MIN_SIZE_TEST
-        generator = torch.Generator().manual_seed(0)
-        sample_image = torch.randint(0, 256, (3, height, height * 3 // 2), dtype=torch.uint8, generator=generator)
+        sample_image = default_sample_image(cfg)
     output_size = torch.tensor(sample_image.shape[-2:], dtype=torch.int64)
     folders = CreatedFolders()
     try:

@@ -8,7 +8,6 @@ quantized; everything else (deformable sampling, candidate selection, NMS, mask 
 tracker outside the graph) stays float32, and so do the layers in :data:`KEPT_FLOAT`, whose
 outputs decide scores, boxes and identities directly.
 """
-import json
 import logging
 import os
 import re
@@ -18,12 +17,11 @@ from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from detectron2.structures import Boxes, pairwise_iou
 
 from ..data.video import VideoFrameReader
 from ..fileio import atomic_path
 from .errors import DeployError, require
-from .export import CONFIG_METADATA, PRECISION_METADATA
+from .precision import read_float_export, save_derived_export
 from .runtime import _first_line
 
 #: The op types quantized (the network's arithmetic; the rest is cheap or index work).
@@ -121,21 +119,14 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
     (:func:`frame_feeds`). Its metadata are the float file's, plus :data:`PRECISION_METADATA`
     (``description``: where the calibration frames came from). Written under a temporary name
     and renamed when whole."""
-    onnx, ort = require("onnx"), require("onnxruntime")
+    onnx = require("onnx")
+    require("onnxruntime")
     from onnxruntime import quantization
 
     if not feeds:
         raise DeployError(f"{path}: no calibration frame was read")
-    if os.path.realpath(path) == os.path.realpath(float_path):
-        raise DeployError(f"{path}: the int8 file would replace its float32 original: choose another path")
     start = time.perf_counter()
-    try:
-        model = onnx.load(float_path)
-    except Exception as e:  # onnx's own errors for missing or corrupt files
-        raise DeployError(f"{float_path}: not an ONNX file onnx can read ({type(e).__name__}: {e})") from e
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
-    if CONFIG_METADATA not in metadata:
-        raise DeployError(f"{float_path}: not an SG-Net frame step exported by tools/export_model.py")
+    model, metadata = read_float_export(float_path, path, "int8")
     quantized_names, kept = quantized_nodes(model.graph)
     if not quantized_names:  # the exporter named its nodes otherwise: nothing would be quantized
         raise DeployError(f"{float_path}: no convolution under {QUANTIZED_SCOPES.pattern} to quantize")
@@ -157,14 +148,9 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.MinMax,
             )
-            quantized = onnx.load(staging)
-            del quantized.metadata_props[:]  # the float file's, as the quantizer may not keep them
-            for key, value in metadata.items():
-                quantized.metadata_props.add(key=key, value=value)
             precision = {"precision": "int8", "calibration": description, "calibration_frames": len(feeds)}
-            quantized.metadata_props.add(key=PRECISION_METADATA, value=json.dumps(precision))
-            onnx.save(quantized, staging)
-            ort.InferenceSession(staging, providers=["CPUExecutionProvider"])  # loads, or fails here
+            # The float file's metadata, as the quantizer may not keep them.
+            save_derived_export(onnx.load(staging), metadata, precision, staging)
     except OSError as e:
         raise DeployError(f"{path}: cannot write it ({e})") from e
     except Exception as e:  # the quantizer's and ONNX Runtime's own error types
@@ -178,64 +164,3 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
         quantized_node_count=len(quantized_names),
         float_node_names=kept,
     )
-
-
-@dataclass
-class Agreement:
-    """How far a quantized file's detections are from its float32 original's on some frames:
-    detections of each, those paired (same class, box IoU > 0.5, greedily by score), and over
-    the pairs the mean box IoU, mean mask IoU and largest score difference."""
-
-    frames: int
-    float_detections: int
-    quantized_detections: int
-    paired: int
-    mean_box_iou: float
-    mean_mask_iou: float
-    max_score_difference: float
-
-    def __str__(self) -> str:
-        return (
-            f"{self.paired} of {self.float_detections} float32 detections paired with the "
-            f"{self.quantized_detections} of int8 on {self.frames} frames (same class, box IoU > 0.5): "
-            f"mean box IoU {self.mean_box_iou:.3f}, mean mask IoU {self.mean_mask_iou:.3f}, "
-            f"scores within {self.max_score_difference:.3f}"
-        )
-
-
-def agreement(float_outputs: List[List[np.ndarray]], quantized_outputs: List[List[np.ndarray]]) -> Agreement:
-    """:class:`Agreement` of two runs' outputs (per frame, the graph's outputs in
-    :data:`~sgnet.deploy.export.OUTPUT_NAMES` order)."""
-    box_ious, mask_ious, score_differences = [], [], []
-    totals = [0, 0]
-    for (boxes, scores, classes, _, masks, _), (q_boxes, q_scores, q_classes, _, q_masks, _) in zip(
-        float_outputs, quantized_outputs
-    ):
-        totals[0] += len(boxes)
-        totals[1] += len(q_boxes)
-        ious = np.where(classes[:, None] == q_classes[None], pairwise_iou(Boxes(torch.from_numpy(boxes)), Boxes(torch.from_numpy(q_boxes))).numpy(), 0.0)
-        for i in np.argsort(-scores):
-            j = int(ious[i].argmax()) if ious.shape[1] else -1
-            if j < 0 or ious[i, j] <= 0.5:
-                continue
-            box_ious.append(ious[i, j])
-            union = np.count_nonzero(masks[i] | q_masks[j])
-            mask_ious.append(np.count_nonzero(masks[i] & q_masks[j]) / union if union else 1.0)
-            score_differences.append(abs(float(scores[i] - q_scores[j])))
-            ious[:, j] = 0.0  # paired once
-    return Agreement(
-        frames=len(float_outputs),
-        float_detections=totals[0],
-        quantized_detections=totals[1],
-        paired=len(box_ious),
-        mean_box_iou=float(np.mean(box_ious)) if box_ious else float("nan"),
-        mean_mask_iou=float(np.mean(mask_ious)) if mask_ious else float("nan"),
-        max_score_difference=max(score_differences) if score_differences else float("nan"),
-    )
-
-
-def compare_on(float_path: str, quantized_path: str, feeds: List[Dict[str, np.ndarray]]) -> Agreement:
-    """:func:`agreement` of the two files in ONNX Runtime on ``feeds``."""
-    ort = require("onnxruntime")
-    sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"]) for p in (float_path, quantized_path)]
-    return agreement(*[[session.run(None, frame) for frame in feeds] for session in sessions])

@@ -31,7 +31,8 @@ class ExportedSGNet(OnlineVideoInference):
 
     ``cfg`` is the config the file was exported with: it names the tracker's settings and the
     classes, and must agree with the values the graph holds (:data:`~sgnet.deploy.export.GRAPH_KEYS`:
-    input format, class count, thresholds, ...); the tracker's keys are free.
+    input format, class count, thresholds, ...); the tracker's keys and the mask threshold
+    (applied by the paste, outside the graph) are free.
     ``num_threads``: the runtime's threads (default: torch's, so that it and PyTorch compare on
     equal terms).
     """
@@ -47,10 +48,11 @@ class ExportedSGNet(OnlineVideoInference):
         inputs, outputs, metadata = self._load(num_threads or torch.get_num_threads())
         self._check(inputs, outputs, metadata, cfg)
         self.num_classes = cfg.MODEL.SGNET.NUM_CLASSES
+        self.mask_threshold = cfg.MODEL.SGNET.MASK.THRESHOLD  # applied by the paste, outside the graph
         recorded = metadata.get(CLASS_NAMES_METADATA)
         # The class names it was exported with (None for a file exported without them).
         self.class_names = None if recorded is None else json.loads(recorded)
-        # "float32", or "int8" for a file of tools/export_model.py --quantize.
+        # "float32"; "int8" or "float16" for a file of tools/export_model.py --quantize / --precision.
         self.precision = json.loads(metadata.get(PRECISION_METADATA, '{"precision": "float32"}'))["precision"]
         self.init_video_inference(
             tracker=OnlineTracker(cfg),
@@ -71,8 +73,8 @@ class ExportedSGNet(OnlineVideoInference):
     def _check(self, inputs, outputs, metadata, cfg) -> None:
         if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES or CONFIG_METADATA not in metadata:
             raise DeployError(
-                f"{self.path}: not an SG-Net frame step exported by tools/export_model.py "
-                f"(inputs {list(inputs)}, outputs {list(outputs)})"
+                f"{self.path}: not an SG-Net frame step exported by this version of tools/export_model.py "
+                f"(inputs {list(inputs)}, outputs {list(outputs)}); export it again"
             )
         exported, current = json.loads(metadata[CONFIG_METADATA]), graph_config(cfg)
         differ = [key for key in current if exported.get(key) != current[key]]
@@ -100,7 +102,7 @@ class ExportedSGNet(OnlineVideoInference):
             outputs = self._run(feeds)
         except Exception as e:  # the runtimes' own error types, multi-line
             raise DeployError(f"{self.path}: {self.display_name} failed on a {tuple(image.shape)} frame ({_first_line(e)})") from e
-        return FrameOutputs(*(torch.from_numpy(x) for x in outputs)).to_instances(output_size)
+        return FrameOutputs(*(torch.from_numpy(x) for x in outputs)).to_instances(output_size, self.mask_threshold)
 
     def __call__(self, batched_inputs: List[dict]) -> List[dict]:
         """As :class:`~sgnet.modeling.SGNet` in eval mode: per video dict (the test mapper's),

@@ -17,6 +17,7 @@ from . import losses
 from .assignment import fcos_matched_indices
 from .detection_head import SGNetDetectionHead
 from .mask_head import SpatialGranularityMaskHead
+from .mask_paste import paste_masks
 from .postprocessing import Detections, select_detections
 from .online import OnlineVideoInference
 from .track_head import CenterTrackHead
@@ -41,26 +42,34 @@ class Positives:
 
 
 class FrameOutputs(NamedTuple):
-    """One frame's detections at the output size (:meth:`SGNet.frame_step`), in the order of
-    the exported graph's outputs: boxes (D, 4) x0y0x1y1, scores (D,), classes (D,) int64,
-    class_scores (D, C), masks (D, H, W) bool, embeddings (D, E)."""
+    """One frame's detections (:meth:`SGNet.frame_step`), in the order of the exported graph's
+    outputs: boxes (D, 4) x0y0x1y1 at the output size, scores (D,), classes (D,) int64,
+    class_scores (D, C), embeddings (D, E); and the masks before their paste onto the frame
+    (:func:`~sgnet.modeling.mask_paste.paste_masks`): mask_probabilities (D, h, w) on crops of
+    the basis map, mask_regions (D, 4) int64 where the crops lie in it, mask_map_size (2,)
+    int64 the part of the map that covers the input."""
 
     boxes: Tensor
     scores: Tensor
     classes: Tensor
     class_scores: Tensor
-    masks: Tensor
     embeddings: Tensor
+    mask_probabilities: Tensor
+    mask_regions: Tensor
+    mask_map_size: Tensor
 
-    def to_instances(self, output_size) -> Instances:
-        """As detect_frame returns them: Instances at ``output_size`` (height, width)."""
+    def to_instances(self, output_size, mask_threshold: float) -> Instances:
+        """As detect_frame returns them: Instances at ``output_size`` (height, width), with the
+        masks pasted at ``mask_threshold``."""
         return Instances(
             tuple(output_size),
             pred_boxes=Boxes(self.boxes),
             scores=self.scores,
             pred_classes=self.classes,
             class_scores=self.class_scores,
-            pred_masks=self.masks,
+            pred_masks=paste_masks(
+                self.mask_probabilities, self.mask_regions, self.mask_map_size.tolist(), output_size, mask_threshold
+            ),
             embeddings=self.embeddings,
         )
 
@@ -341,8 +350,8 @@ class SGNet(OnlineVideoInference, FCOS):
         image, level, ys, xs = (getattr(positives, f)[selected] for f in ("image", "level", "ys", "xs"))
         num_images = len(key_instances)
         coefficients = self.mask_head.coefficients(predictions["aligned_features"], image, level, ys, xs)
-        bases = self.mask_head.bases([predictions["box_features"][i] for i in self.basis_levels])
-        pixels, logits = self.mask_head.assemble(bases, image, basis_boxes[selected], coefficients, granularity[selected])
+        coarse_bases = self.mask_head.coarse_bases([predictions["box_features"][i] for i in self.basis_levels])
+        pixels, logits = self.mask_head.assemble(coarse_bases, image, basis_boxes[selected], coefficients, granularity[selected])
 
         gt_masks = self._downsampled_gt_masks(key_instances, images.tensor.shape[-2:])
         global_gt = self._global_gt(positives, key_instances)[selected]
@@ -413,7 +422,9 @@ class SGNet(OnlineVideoInference, FCOS):
             Instances at ``output_size`` with pred_boxes, scores, pred_classes, class_scores
             (D, C) every class's score, pred_masks (D, height, width) bool, and embeddings (D, E).
         """
-        return self.frame_step(image, output_size).to_instances(output_size)
+        outputs = self.frame_step(image, output_size)
+        with self.stage_timer("mask assembly"):
+            return outputs.to_instances(output_size, self.mask_threshold)
 
     def frame_input(self, image: Tensor):
         """(C, h, w) frame -> ((1, C, H, W) normalised frame, zero-padded at the bottom and right
@@ -435,12 +446,13 @@ class SGNet(OnlineVideoInference, FCOS):
         input_size = torch.stack([height, width]) if torch.jit.is_tracing() else (height, width)
         return padded, input_size
 
-    def frame_step(self, image: Tensor, output_size, dense_masks: bool = False) -> FrameOutputs:
-        """:meth:`detect_frame`'s computation, as plain tensors (see :class:`FrameOutputs`).
+    def frame_step(self, image: Tensor, output_size, traced: bool = False) -> FrameOutputs:
+        """:meth:`detect_frame`'s computation up to the masks' paste, as plain tensors (see
+        :class:`FrameOutputs`).
 
         Traceable for export (:mod:`sgnet.deploy`): with ``output_size`` a (2,) int64 tensor and
-        ``dense_masks`` (the masks' formulation with no host-side sizes,
-        :meth:`SpatialGranularityMaskHead.dense_output_masks`), no value of a tensor decides a
+        ``traced`` (the masks of all detections in one pass, sizes as tensors,
+        :meth:`SpatialGranularityMaskHead.mask_probabilities`), no value of a tensor decides a
         size or a branch, so the graph holds for any frame size and number of detections.
         """
         padded, input_size = self.frame_input(image)
@@ -468,7 +480,7 @@ class SGNet(OnlineVideoInference, FCOS):
                 class_agnostic=self.nms_class_agnostic,
             )
         image_idx = torch.zeros_like(detections.labels)
-        masks = self._masks(predictions, detections, image_idx, input_size, output_size, dense_masks)
+        mask_probabilities, mask_crops, mask_map_size = self._masks(predictions, detections, image_idx, input_size, traced)
 
         with self.stage_timer("heads"):
             fused = self.track_head([features[f] for f in self.track_in_features])
@@ -482,13 +494,16 @@ class SGNet(OnlineVideoInference, FCOS):
             scores=detections.scores,
             classes=detections.labels,
             class_scores=detections.class_scores,
-            masks=masks,
             embeddings=embeddings,
+            mask_probabilities=mask_probabilities,
+            mask_regions=mask_crops.regions(),
+            mask_map_size=mask_map_size,
         )
 
-    def _masks(self, predictions, detections: Detections, image_idx, input_size, output_size, dense: bool) -> Tensor:
-        """(D, H_out, W_out) bool masks of one frame's detections (``dense``: the traceable
-        formulation)."""
+    def _masks(self, predictions, detections: Detections, image_idx, input_size, traced: bool):
+        """Mask probabilities of one frame's D detections on their crops of the basis map
+        (:meth:`SpatialGranularityMaskHead.mask_probabilities`; ``traced``: in one pass), the
+        crops, and the (2,) int64 size of the part of the map that covers the input."""
         with self.stage_timer("heads"):
             coefficients = self.mask_head.coefficients(
                 predictions["aligned_features"], image_idx, detections.level, detections.ys, detections.xs
@@ -498,14 +513,14 @@ class SGNet(OnlineVideoInference, FCOS):
         # ceil(size / stride), for ints and (traced) tensors alike; non-negative operands, as
         # ONNX's integer division truncates where Python's floors.
         valid_size = [(size + self.basis_stride - 1) // self.basis_stride for size in input_size]
-        assemble = self.mask_head.dense_output_masks if dense else self.mask_head.output_masks
         with self.stage_timer("mask assembly"):
-            return assemble(
-                coarse_bases[0],
+            probabilities, crops = self.mask_head.mask_probabilities(
+                coarse_bases,
                 basis_boxes,
                 coefficients,
                 self.mask_head.box_granularity(basis_boxes, image_idx),
                 valid_size,
-                output_size,
-                self.mask_threshold,
+                chunk_size=None if traced else 8,
             )
+        map_size = torch.stack(valid_size) if torch.jit.is_tracing() else torch.tensor(valid_size)
+        return probabilities, crops, map_size

@@ -109,12 +109,16 @@ def nms_per_group(boxes: Tensor, scores: Tensor, groups, iou_thresh: float, max_
     return nms(boxes, scores.to(boxes.dtype), iou_thresh)
 
 
+def source_coordinates(indices: Tensor, in_size, scale: float) -> Tensor:
+    """Source coordinate of output ``indices`` (int64, any shape) of a bilinear resize along one
+    axis, as ``F.interpolate(..., align_corners=False)`` computes it with this input/output
+    ``scale``, clamped to [0, in_size - 1] (where the resize reads the edge pixel alone)."""
+    return ((indices + 0.5) * scale - 0.5).clamp(0, in_size - 1)
+
+
 def bilinear_sources(out_size: int, in_size: int, scale: float, device=None) -> Tensor:
-    """(out_size,) source coordinate of each output index of a bilinear resize along one axis,
-    as ``F.interpolate(..., align_corners=False)`` computes it with this input/output ``scale``,
-    clamped to [0, in_size - 1] (where the resize reads the edge pixel alone)."""
-    outputs = torch.arange(out_size, dtype=torch.float32, device=device)
-    return ((outputs + 0.5) * scale - 0.5).clamp(0, in_size - 1)
+    """(out_size,) :func:`source_coordinates` of every output index."""
+    return source_coordinates(torch.arange(out_size, dtype=torch.float32, device=device), in_size, scale)
 
 
 def resample_crops(crops: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
@@ -126,11 +130,13 @@ def resample_crops(crops: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
     Returns:
         (n, C, H, W): sample (y, x) of crop k is at (ys[k, y], xs[k, x]).
     """
-    n, _, height, width = crops.shape
-    grid = crops.new_empty(n, ys.shape[1], xs.shape[1], 2, dtype=torch.float32)
+    height, width = crops.shape[-2:]
     # grid_sample's normalised coordinates for align_corners=False: pixel u is at (2u + 1) / size - 1.
-    grid[..., 0] = ((2 * xs + 1) / width - 1)[:, None, :]
-    grid[..., 1] = ((2 * ys + 1) / height - 1)[:, :, None]
+    grid_xs = ((2 * xs.float() + 1) / width - 1)[:, None, :]
+    grid_ys = ((2 * ys.float() + 1) / height - 1)[:, :, None]
+    # Broadcast to (n, H, W) by adding zeros: traced, assigning into a preallocated grid freezes
+    # the example's sizes into the exported graph.
+    grid = torch.stack([grid_xs + 0 * grid_ys, grid_ys + 0 * grid_xs], dim=-1)
     # In float32 whatever the crops' dtype: half-precision coordinates would be off by pixels.
     return F.grid_sample(crops.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
