@@ -74,7 +74,8 @@ def test_benchmark_json_and_report(benchmark, tmp_path, monkeypatch, capsys):
     assert 0 < result["onnx_nodes"] < result["onnx_traced_nodes"]
     assert result["onnx_100_over_1"] == pytest.approx(result["onnx_latency_ms"]["3"] / result["onnx_latency_ms"]["1"])
     # The step's peak memory with 3 masks at 1080 x 1920, each backend in its own process: at
-    # least the (3, 1080, 1920) bool masks it returns (~6 MiB), far from a whole-frame graph's.
+    # least the (3, 1080, 1920) bool masks it returns (~6 MiB). (Its ratio to the whole-frame
+    # graph's, the target, is the full run's: at 3 detections both are small.)
     assert result["step_memory_output"] == [1080, 1920]
     assert set(result["step_memory_mib"]) == {"eager", "onnxruntime", "openvino"}
     assert all(5 < mib < 1000 for mib in result["step_memory_mib"].values())

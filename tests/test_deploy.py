@@ -224,12 +224,18 @@ def test_bad_model_files_fail_in_one_line_naming_the_file(random_export, runtime
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
     )  # fmt: skip
     onnx.save(onnx.helper.make_model(graph), str(foreign))
+    # An export of an sgnet whose graph had other outputs (the masks at the frame size, before).
+    older = tmp_path / "older.onnx"
+    older_model = onnx.helper.make_model(graph)
+    older_model.metadata_props.add(key="sgnet.config", value="{}")
+    onnx.save(older_model, str(older))
     other = cfg.clone()
     other.merge_from_list(["MODEL.SGNET.NUM_CLASSES", 3, "MODEL.SGNET.SCORE_THRESH_TEST", 0.4])
     cases = [
         (tmp_path / "missing.onnx", cfg, "no such ONNX model file"),
         (corrupt, cfg, f"not a model {'ONNX Runtime' if runtime == 'onnxruntime' else 'OpenVINO'} can load"),
-        (foreign, cfg, "not an SG-Net frame step exported by this version of tools/export_model.py"),
+        (foreign, cfg, "not an SG-Net frame step exported by tools/export_model.py"),
+        (older, cfg, "exported by an older sgnet (inputs ['x'], outputs ['y']): export it again"),
         (Path(summary.path), other, "exported with MODEL.SGNET.NUM_CLASSES = 2, but the config has 3 (and 1 more key(s): "
                                     "MODEL.SGNET.SCORE_THRESH_TEST)"),
     ]
@@ -339,9 +345,10 @@ def test_the_simplification_check_matches_detections_and_finds_differences():
     rng = np.random.default_rng(0)
     boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [5, 5, 30, 30]], dtype=np.float32)
     map_size = np.array([24, 24])  # the frame's one output, not per detection
+    crops = rng.random((3, 8, 8), dtype=np.float32)
+    regions = np.array([[0, 0, 8, 8], [4, 10, 12, 18], [16, 16, 24, 24]])
     reference = [boxes, np.array([0.5, 0.5, 0.4], np.float32), np.array([0, 1, 1]), rng.random((3, 2), dtype=np.float32),
-                 rng.random((3, 4), dtype=np.float32), rng.random((3, 8, 8), dtype=np.float32),
-                 rng.integers(0, 24, (3, 4)), map_size]  # fmt: skip
+                 rng.random((3, 4), dtype=np.float32), crops, regions, map_size]  # fmt: skip
 
     def per_detection(outputs, select):
         return [x if x is map_size else select(x) for x in outputs]
@@ -351,14 +358,20 @@ def test_the_simplification_check_matches_detections_and_finds_differences():
     moved = [x.copy() for x in reference]
     moved[0][2, 1] += 0.5
     assert _first_difference(reference, moved) == "boxes differs by up to 0.5"
-    shifted = [x.copy() for x in reference]
-    shifted[5][0, :2] += 0.01
-    assert _first_difference(reference, shifted).startswith("mask_probabilities differs by up to 0.01")
-    bounds = [x.copy() for x in reference]
-    bounds[6][0, :2] += 1  # one crop bound may round the other way, not two
-    assert _first_difference(reference, bounds) == "2 of 12 mask crop bounds differ"
-    bounds[6][0, 1] -= 1
-    assert _first_difference(reference, bounds) is None
+    # Masks compared where they lie on the map: one pixel may differ (a crop bound rounding the
+    # other way), not two; a crop moved by a row differs in many.
+    nudged = [x.copy() for x in reference]
+    nudged[5][0, 0, 0] += 0.01
+    assert _first_difference(reference, nudged) is None
+    nudged[5][0, 0, 1] += 0.01
+    assert _first_difference(reference, nudged) == "2 of 1728 mask probabilities on the map differ"
+    moved_crop = [x.copy() for x in reference]
+    moved_crop[6][1] += [1, 0, 1, 0]
+    assert _first_difference(reference, moved_crop).endswith("of 1728 mask probabilities on the map differ")
+    # A crop padded differently (another largest box) lies the same on the map.
+    padded = [x.copy() for x in reference]
+    padded[5] = np.pad(padded[5], ((0, 0), (0, 2), (0, 1)))
+    assert _first_difference(reference, padded) is None
     assert _first_difference(reference, per_detection(reference, lambda x: x[:2])) == "2 detections instead of 3"
     # One box twice (clipped to the frame) under two scores: paired by score.
     clipped = per_detection(reference, lambda x: np.concatenate([x, x[:1]]))

@@ -197,12 +197,22 @@ def test_fp16_file_computes_the_network_in_float16(exported):
     network = [node for node in convs if node.name.startswith(("/backbone/", "/head/", "/basis_branch/", "/track_head/"))]
     assert len(network) == len(convs) > 40
     assert all(initializers[node.input[1]] == float16 for node in network)
-    # Where float32 work reads a conv's output, a Cast back; the sampling coordinates, boxes and
-    # masks stay float32 (GridSample's grid from float32 arithmetic, the outputs float32).
-    produced_half = {node.output[0] for node in network}
+    # The type of every tensor, as onnx infers them: the network's convs and matmuls read and
+    # write float16; float16 reaches no other op but Casts and the rounding-exact ones (so the
+    # sampling coordinates, boxes and masks are float32 work), and no output.
+    inferred = onnx.shape_inference.infer_shapes(graph)
+    types = {value.name: value.type.tensor_type.elem_type for value in
+             [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    types.update(initializers)
+    matmuls = [node for node in graph.graph.node if node.op_type == "MatMul" and node.name.startswith("/head/")]
+    assert matmuls
+    for node in network + matmuls:
+        assert {types[name] for name in [*node.input, *node.output] if name} == {float16}, node.name
     for node in graph.graph.node:
         if node.op_type not in ("Conv", "MatMul", "Gemm", "Cast", *ROUNDING_EXACT_OPS):
-            assert not produced_half & set(node.input), node.name
+            assert float16 not in {types.get(name) for name in node.input}, node.name
+        if node.op_type == "GridSample":
+            assert types[node.input[1]] == onnx.TensorProto.FLOAT, node.name
     assert all(output.type.tensor_type.elem_type != float16 for output in graph.graph.output)
     assert half_file.stat().st_size < 0.6 * float_file.stat().st_size
 

@@ -190,6 +190,20 @@ def test_mask_assembly_matches_a_slow_per_cell_loop(chunk_size):
     assert len({round(float(v), 4) for v in assembled[0][assembled[0] != 0]}) > 4
 
 
+def test_assembly_of_nothing_stays_in_the_graph():
+    """No instance, or only boxes that cover no pixel: no pixel, and the (empty) logits still
+    depend on the coefficients and bases, so that backward reaches the whole head."""
+    head = make_mask_head()
+    coarse_bases = torch.randn(1, 3, 5, 6, requires_grad=True)
+    for boxes in (torch.zeros(0, 4), torch.tensor([[3.0, 3.0, 3.0, 9.0], [2.6, 2.6, 2.9, 2.9]])):
+        coefficients = torch.randn(len(boxes), 3 * 29, requires_grad=True)
+        pixels, logits = head.assemble(coarse_bases, torch.zeros(len(boxes), dtype=torch.long), boxes, coefficients)
+        assert len(pixels.instance) == len(logits) == 0
+        logits.sum().backward()
+        assert coarse_bases.grad is not None and coefficients.grad is not None
+        coarse_bases.grad = None
+
+
 def test_test_mask_boxes_scale_about_centres():
     head = make_mask_head(test_box_expansion=1.5)
     boxes = torch.tensor([[2.0, 1.0, 22.0, 23.0], [4.0, 4.0, 8.0, 6.0]])

@@ -438,18 +438,17 @@ def onnx_section(args, model, frame, timer: Timer) -> dict:
 
 
 def step_memory_mib(model, onnx_path: str, detections: int, size, workdir: Path) -> dict:
-    """Peak memory (MiB) of one frame step at ``detections`` with masks at
+    """Peak memory (MiB) of the first frame step at ``detections`` with masks at
     :data:`STEP_MEMORY_OUTPUT`, in eager PyTorch and each runtime, each in a fresh process
     (tools/benchmark_step_memory.py: the RSS high-water mark during the step less the RSS before)."""
     weights = workdir / "step_memory.pth"
     torch.save({"model": model.state_dict()}, weights)
     result = {}
     for backend in ("eager", "onnxruntime", "openvino"):
-        command = [sys.executable, str(REPO / "tools" / "benchmark_step_memory.py"), "--weights", str(weights),
+        command = [sys.executable, str(REPO / "tools" / "benchmark_step_memory.py"),
                    "--detections", str(detections), "--output-size", *map(str, STEP_MEMORY_OUTPUT),
                    "--height", str(size[0]), "--width", str(size[1])]
-        if backend != "eager":
-            command += ["--onnx", onnx_path, "--runtime", backend]
+        command += ["--weights", str(weights)] if backend == "eager" else ["--onnx", onnx_path, "--runtime", backend]
         finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         if finished.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stderr[-2000:]}")

@@ -107,7 +107,7 @@ def default_sample_image(cfg) -> torch.Tensor:
 
 def check_frames(sample_image: torch.Tensor) -> List[Dict[str, np.ndarray]]:
     """The feeds a simplified graph is checked on: the traced frame at its own size, and a
-    random frame of another, odd size with masks at a third size (the shape computations the
+    random frame of another, odd size with boxes at a third size (the shape computations the
     simplifier rewrote must hold for them too)."""
     height, width = sample_image.shape[-2:]
     generator = torch.Generator().manual_seed(1)
@@ -134,17 +134,33 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
     order = gaps.argmin(axis=1) if len(boxes) else np.zeros(0, dtype=np.int64)
     if len(set(order.tolist())) != len(order):
         return "the detections do not pair one to one"
+    masks = ("mask_probabilities", "mask_regions")
     for name, expected, got in zip(OUTPUT_NAMES, reference, simplified):
+        if name in masks:
+            continue  # compared where they lie on the map, below
         got = got if name == "mask_map_size" else got[order]  # the one output of the frame, not per detection
         if expected.shape != got.shape:
             return f"{name} has shape {list(got.shape)} instead of {list(expected.shape)}"
-        if name == "mask_regions":
-            # A box edge at a pixel centre may round either way with the operation order.
-            if np.count_nonzero(expected != got) > max(1, expected.size // 100):
-                return f"{np.count_nonzero(expected != got)} of {expected.size} mask crop bounds differ"
-        elif not np.allclose(expected, got, rtol=1e-4, atol=1e-4):
+        if not np.allclose(expected, got, rtol=1e-4, atol=1e-4):
             return f"{name} differs by up to {np.abs(expected.astype(np.float64) - got).max():.3g}"
+    expected, got = _map_probabilities(reference), _map_probabilities(simplified)[order]
+    # A box edge at a pixel centre may round either way with the operation order, moving a crop
+    # bound by a pixel: a few pixels may differ, not more.
+    differ = np.count_nonzero(np.abs(expected - got) > 1e-3)
+    if differ > max(1, expected.size // 10000):
+        return f"{differ} of {expected.size} mask probabilities on the map differ"
     return None
+
+
+def _map_probabilities(outputs: List[np.ndarray]) -> np.ndarray:
+    """(D, H_b, W_b) the mask probabilities of a frame's outputs, each crop where it lies on the map."""
+    probabilities, regions, map_size = (
+        outputs[OUTPUT_NAMES.index(name)] for name in ("mask_probabilities", "mask_regions", "mask_map_size")
+    )
+    placed = np.zeros((len(probabilities), *map_size.tolist()), dtype=np.float32)
+    for k, (row_start, col_start, row_end, col_end) in enumerate(regions.tolist()):
+        placed[k, row_start:row_end, col_start:col_end] = probabilities[k, : row_end - row_start, : col_end - col_start]
+    return placed
 
 
 def _simplified(staging: str, path: str, sample_image: torch.Tensor, onnx):

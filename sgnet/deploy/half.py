@@ -2,7 +2,7 @@
 providers, TensorRT itself).
 
 The network's convolutions and matmuls (:data:`HALF_OPS` in the network's modules,
-:data:`~sgnet.deploy.quantize.QUANTIZED_SCOPES`) compute in float16 on float16 weights, with
+:data:`~sgnet.deploy.precision.NETWORK_SCOPES`) compute in float16 on float16 weights, with
 explicit Casts where their inputs come from float32 work and their outputs go to it; everything
 else (normalisation layers, resizing, deformable sampling coordinates, candidate selection, NMS,
 mask assembly) stays float32. That is the split ``torch.autocast`` makes when SG-Net trains or
@@ -16,9 +16,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import DeployError, require
-from .precision import read_float_export, save_derived_export
-from .quantize import QUANTIZED_SCOPES
+from .precision import NETWORK_SCOPES, read_float_export, save_derived_export
 from .runtime import _first_line
 from ..fileio import atomic_path
 
@@ -47,8 +48,13 @@ def half_graph(graph, onnx) -> HalfSummary:
     numpy_helper, helper = onnx.numpy_helper, onnx.helper
     half_type, float_type = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
 
+    if any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for node in graph.node
+           for attribute in node.attribute):
+        # Subgraphs (If, Loop) read outer tensors implicitly: their types are not followed here.
+        raise ValueError("the graph has subgraphs (If / Loop), which the float16 conversion does not follow")
+
     def computes_half(node) -> bool:
-        return node.op_type in HALF_OPS and bool(QUANTIZED_SCOPES.match(node.name))
+        return node.op_type in HALF_OPS and bool(NETWORK_SCOPES.match(node.name))
 
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     consumers = defaultdict(list)
@@ -68,6 +74,8 @@ def half_graph(graph, onnx) -> HalfSummary:
             suffix = "/float16" if elem_type == half_type else "/float32"
             if name in initializers and elem_type == half_type:
                 values = numpy_helper.to_array(initializers[name]).astype("float16")
+                if not np.isfinite(values).all():
+                    raise ValueError(f"weights {name} exceed float16's range (65504)")
                 if all(computes_half(reader) for reader in consumers[name]):
                     initializers[name].CopyFrom(numpy_helper.from_array(values, name))
                     half.add(name)
@@ -111,7 +119,7 @@ def convert_fp16(float_path: str, path: str) -> HalfSummary:
     except ValueError as e:
         raise DeployError(f"{float_path}: {e}") from e
     if not summary.half_node_count:  # the exporter named its nodes otherwise
-        raise DeployError(f"{float_path}: no convolution under {QUANTIZED_SCOPES.pattern} to compute in float16")
+        raise DeployError(f"{float_path}: no convolution under {NETWORK_SCOPES.pattern} to compute in float16")
     try:
         with atomic_path(path, suffix=".onnx") as staging:
             save_derived_export(model, metadata, {"precision": "float16"}, staging)

@@ -3,6 +3,7 @@
 measuring how the two files' detections agree."""
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Dict, List
 
@@ -13,13 +14,19 @@ from detectron2.structures import Boxes, pairwise_iou
 from ..modeling.mask_paste import paste_masks
 from ..modeling.meta_arch import FrameOutputs
 from .errors import DeployError, require
-from .export import CONFIG_METADATA, PRECISION_METADATA
+from .export import CONFIG_METADATA, OUTPUT_NAMES, PRECISION_METADATA
+
+#: The network's modules, as the exporter names their nodes (``/head/cls_tower/cls_tower.0_2/Conv``:
+#: module path, ``_k`` for the k-th call): what the derived precisions change. The mask assembly's
+#: matmul, outside them, stays float32 with the rest of the post-processing.
+NETWORK_SCOPES = re.compile(r"^/(backbone|head|track_head|basis_branch)/")
 
 
 def read_float_export(float_path: str, path: str, precision: str):
     """The float32 file ``float_path`` (``tools/export_model.py``) that the ``precision`` file
     ``path`` is made from: (its onnx model, its metadata). Refuses a path that would replace the
-    original, a file onnx cannot read, one that is not an SG-Net export, or one already derived."""
+    original, a file onnx cannot read, one that is not an SG-Net export (or one of an older
+    sgnet, whose outputs differ), or one already derived."""
     onnx = require("onnx")
     if os.path.realpath(path) == os.path.realpath(float_path):
         raise DeployError(f"{path}: the {precision} file would replace its float32 original: choose another path")
@@ -30,8 +37,11 @@ def read_float_export(float_path: str, path: str, precision: str):
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if CONFIG_METADATA not in metadata:
         raise DeployError(f"{float_path}: not an SG-Net frame step exported by tools/export_model.py")
+    outputs = tuple(output.name for output in model.graph.output)
+    if outputs != OUTPUT_NAMES:
+        raise DeployError(f"{float_path}: exported by an older sgnet (outputs {list(outputs)}): export it again")
     if PRECISION_METADATA in metadata:
-        made = json.loads(metadata[PRECISION_METADATA]).get("precision")
+        made = json.loads(metadata[PRECISION_METADATA]).get("precision", "derived")
         raise DeployError(f"{float_path}: already a {made} file; make the {precision} file from the float32 export")
     return model, metadata
 

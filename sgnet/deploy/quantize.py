@@ -21,15 +21,11 @@ import torch
 from ..data.video import VideoFrameReader
 from ..fileio import atomic_path
 from .errors import DeployError, require
-from .precision import read_float_export, save_derived_export
+from .precision import NETWORK_SCOPES, read_float_export, save_derived_export
 from .runtime import _first_line
 
 #: The op types quantized (the network's arithmetic; the rest is cheap or index work).
 QUANTIZED_OPS = ("Conv", "MatMul")
-#: The modules whose :data:`QUANTIZED_OPS` are quantized, as the exporter names their nodes
-#: (``/head/cls_tower/cls_tower.0_2/Conv``: module path, ``_k`` for the k-th call). The mask
-#: assembly's matmul, outside them, stays float with the rest of the post-processing.
-QUANTIZED_SCOPES = re.compile(r"^/(backbone|head|track_head|basis_branch)/")
 #: The layers among them kept float32 (:func:`quantized_nodes`): the prediction convs, whose
 #: outputs are the scores, box distances and centerness directly, and the deformable
 #: alignment's offsets, which decide where its features are sampled.
@@ -89,9 +85,10 @@ def frame_feeds(frames: Iterable, to_model_input: Callable[..., torch.Tensor]) -
 
 
 def quantized_nodes(graph) -> Tuple[List[str], List[str]]:
-    """The names of ``graph``'s :data:`QUANTIZED_OPS` nodes in :data:`QUANTIZED_SCOPES`: those
+    """The names of ``graph``'s :data:`QUANTIZED_OPS` nodes in the network
+    (:data:`~sgnet.deploy.precision.NETWORK_SCOPES`): those
     quantized, and those kept float32 (:data:`KEPT_FLOAT`)."""
-    names = [node.name for node in graph.node if node.op_type in QUANTIZED_OPS and QUANTIZED_SCOPES.match(node.name)]
+    names = [node.name for node in graph.node if node.op_type in QUANTIZED_OPS and NETWORK_SCOPES.match(node.name)]
     return [n for n in names if not KEPT_FLOAT.match(n)], [n for n in names if KEPT_FLOAT.match(n)]
 
 
@@ -129,7 +126,7 @@ def quantize_int8(float_path: str, path: str, feeds: List[Dict[str, np.ndarray]]
     model, metadata = read_float_export(float_path, path, "int8")
     quantized_names, kept = quantized_nodes(model.graph)
     if not quantized_names:  # the exporter named its nodes otherwise: nothing would be quantized
-        raise DeployError(f"{float_path}: no convolution under {QUANTIZED_SCOPES.pattern} to quantize")
+        raise DeployError(f"{float_path}: no convolution under {NETWORK_SCOPES.pattern} to quantize")
     advice = _QuietPreprocessingAdvice()
     logging.getLogger().addFilter(advice)
     try:

@@ -71,10 +71,14 @@ class ExportedSGNet(OnlineVideoInference):
         raise NotImplementedError
 
     def _check(self, inputs, outputs, metadata, cfg) -> None:
-        if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES or CONFIG_METADATA not in metadata:
+        if CONFIG_METADATA not in metadata:
             raise DeployError(
-                f"{self.path}: not an SG-Net frame step exported by this version of tools/export_model.py "
-                f"(inputs {list(inputs)}, outputs {list(outputs)}); export it again"
+                f"{self.path}: not an SG-Net frame step exported by tools/export_model.py "
+                f"(inputs {list(inputs)}, outputs {list(outputs)})"
+            )
+        if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+            raise DeployError(
+                f"{self.path}: exported by an older sgnet (inputs {list(inputs)}, outputs {list(outputs)}): export it again"
             )
         exported, current = json.loads(metadata[CONFIG_METADATA]), graph_config(cfg)
         differ = [key for key in current if exported.get(key) != current[key]]

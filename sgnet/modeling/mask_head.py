@@ -7,7 +7,7 @@ each instance's logits on a crop of the basis map over its box, whose cost follo
 Inference pastes the crops onto the frame outside the network (:mod:`.mask_paste`).
 """
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -298,16 +298,22 @@ class SpatialGranularityMaskHead(nn.Module):
         return resample_crops(mosaic, mosaic_ys, mosaic_xs)[:, 0]
 
     @staticmethod
-    def _chunks(crops: BoxCrops, granularity: Tensor, chunk_size: int) -> Iterator[Tuple[Tensor, Tuple[int, int], int]]:
-        """Instances in chunks of ``chunk_size`` of similar crop size (little padding): per chunk,
-        its instances (n,), crop size (the largest of its crops) and largest g. Chunks of empty
-        crops are left out. The sizes go to the host at once (no per-chunk synchronisation)."""
+    def _chunks(crops: BoxCrops, granularity: Tensor, chunk_size: int):
+        """Instances in chunks of ``chunk_size`` of similar crop size (little padding), from one
+        transfer of their sizes to the host: ([per chunk, its instances (n,), crop size (the
+        largest of its crops) and largest g, and its instances as a host list], the largest crop
+        size of all). Chunks of empty crops are left out."""
         order = torch.argsort(crops.heights * crops.widths)
-        extents = torch.stack([crops.heights, crops.widths, granularity], dim=1)[order].cpu()
+        columns = [crops.heights, crops.widths, granularity, torch.arange(len(order), device=order.device)]
+        extents = torch.stack(columns, dim=1)[order].cpu()
+        chunks = []
         for start in range(0, len(order), chunk_size):
-            crop_h, crop_w, max_g = extents[start : start + chunk_size].amax(dim=0).tolist()
+            crop_h, crop_w, max_g, _ = extents[start : start + chunk_size].amax(dim=0).tolist()
             if crop_h and crop_w:
-                yield order[start : start + chunk_size], (crop_h, crop_w), max_g
+                instances = extents[start : start + chunk_size, 3].tolist()
+                chunks.append((order[start : start + chunk_size], (crop_h, crop_w), max_g, instances))
+        largest = tuple(extents[:, :2].amax(dim=0).tolist()) if len(extents) else (0, 0)
+        return chunks, largest
 
     def assemble(self, coarse_bases: Tensor, image_idx: Tensor, boxes: Tensor, coefficients: Tensor, granularity=None,
                  chunk_size: int = 32):
@@ -322,24 +328,39 @@ class SpatialGranularityMaskHead(nn.Module):
             granularity: (N,) g per instance; by default :meth:`box_granularity` of these N
                 (pass it when assembling a subset, as the per-image rule looks at all of them).
         Returns:
-            (BoxPixels, logits (P,) float32).
+            (BoxPixels in instance order, each box's pixels row-major; logits (P,) float32).
+            With no pixel at all, the logits still depend on the coefficients and bases (so
+            every parameter of the head gets a gradient, as DistributedDataParallel needs).
         """
         if granularity is None:
             granularity = self.box_granularity(boxes, image_idx)
         map_size = [size * self.basis_upsample for size in coarse_bases.shape[-2:]]
         crops = BoxCrops.of(boxes, map_size)
         cells = self.cell_coefficients(coefficients, granularity)
-        pixels = [torch.zeros(0, 3, dtype=torch.long, device=boxes.device)]
-        logits = [coarse_bases.new_zeros(0, dtype=torch.float32)]
-        for index, crop_size, max_g in self._chunks(crops, granularity, chunk_size):
-            chunk = crops[index]
-            chunk_logits = self.crop_logits(
-                coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g], chunk, crop_size
+        chunks, _ = self._chunks(crops, granularity, chunk_size)
+        # The chunks' padded logits end to end; where instance k's crop starts there, its chunk's
+        # crop width and size (host-side lists, one transfer).
+        connected_empty = (cells.flatten()[:0] + coarse_bases.flatten()[:0]).float()
+        flat_logits, starts, crop_widths = [connected_empty], [0] * len(boxes), [0] * len(boxes)
+        offset = 0
+        for index, crop_size, max_g, instances in chunks:
+            logits = self.crop_logits(
+                coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g], crops[index], crop_size
             )
-            k, dy, dx = chunk.inside(crop_size).nonzero(as_tuple=True)
-            pixels.append(torch.stack([index[k], chunk.row_start[k] + dy, chunk.col_start[k] + dx], dim=1))
-            logits.append(chunk_logits[k, dy, dx])
-        return BoxPixels(*torch.cat(pixels).unbind(dim=1)), torch.cat(logits)
+            flat_logits.append(logits.flatten())
+            for position, instance in enumerate(instances):
+                starts[instance] = offset + position * crop_size[0] * crop_size[1]
+                crop_widths[instance] = crop_size[1]
+            offset += logits.numel()
+        starts, crop_widths = (torch.tensor(x, dtype=torch.long, device=boxes.device) for x in (starts, crop_widths))
+        # Every box pixel, instance by instance, row-major.
+        counts = crops.heights * crops.widths
+        instance = torch.repeat_interleave(torch.arange(len(boxes), device=boxes.device), counts)
+        offset_in_box = torch.arange(len(instance), device=boxes.device) - (torch.cumsum(counts, 0) - counts)[instance]
+        dy, dx = offset_in_box // crops.widths[instance], offset_in_box % crops.widths[instance]
+        logits = torch.cat(flat_logits)[starts[instance] + dy * crop_widths[instance] + dx]
+        pixels = BoxPixels(instance, crops.row_start[instance] + dy, crops.col_start[instance] + dx)
+        return pixels, logits
 
     def mask_probabilities(
         self,
@@ -378,9 +399,9 @@ class SpatialGranularityMaskHead(nn.Module):
             crop_size = [torch.cat([extent, extent.new_ones(1)]).max() for extent in (crops.heights, crops.widths)]
             logits = self.crop_logits(coarse_bases, image_idx, boxes, granularity, cells, crops, crop_size)
             return logits.sigmoid() * crops.inside(crop_size), crops
-        crop_size = [int(extent.max()) if len(extent) else 0 for extent in (crops.heights, crops.widths)]
+        chunks, crop_size = self._chunks(crops, granularity, chunk_size)
         probabilities = coarse_bases.new_zeros(len(boxes), *crop_size, dtype=torch.float32)
-        for index, (crop_h, crop_w), max_g in self._chunks(crops, granularity, chunk_size):
+        for index, (crop_h, crop_w), max_g, _ in chunks:
             logits = self.crop_logits(
                 coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g],
                 crops[index], (crop_h, crop_w),

@@ -7,8 +7,9 @@ from torch import Tensor
 from .postprocessing import bilinear_sources, resample_crops, resize_windows
 
 
-# Output pixels resampled at once, at most (unless one window is larger): grid_sample's grid and
-# result take 12 bytes a pixel, so a chunk needs at most ~25 MB however large the frame.
+# Output pixels resampled at once, at most (unless one window is larger): with grid_sample's grid,
+# its broadcast parts and the result, about 25 bytes a pixel, so a chunk needs ~50 MB however
+# large the frame.
 CHUNK_PIXELS = 2**21
 
 

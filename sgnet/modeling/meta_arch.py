@@ -47,7 +47,8 @@ class FrameOutputs(NamedTuple):
     class_scores (D, C), embeddings (D, E); and the masks before their paste onto the frame
     (:func:`~sgnet.modeling.mask_paste.paste_masks`): mask_probabilities (D, h, w) on crops of
     the basis map, mask_regions (D, 4) int64 where the crops lie in it, mask_map_size (2,)
-    int64 the part of the map that covers the input."""
+    int64 the part of the map that covers the input (on the CPU in eager mode, where the paste
+    reads it without a device synchronisation)."""
 
     boxes: Tensor
     scores: Tensor

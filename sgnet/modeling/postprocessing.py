@@ -1,4 +1,5 @@
-"""Per-frame post-processing: candidates, NMS, and mask pasting at the output resolution."""
+"""Per-frame post-processing: candidates, NMS, and the bilinear resampling the masks' assembly
+and paste (:mod:`.mask_paste`) share."""
 from dataclasses import dataclass
 from typing import List
 
@@ -110,7 +111,7 @@ def nms_per_group(boxes: Tensor, scores: Tensor, groups, iou_thresh: float, max_
 
 
 def source_coordinates(indices: Tensor, in_size, scale: float) -> Tensor:
-    """Source coordinate of output ``indices`` (int64, any shape) of a bilinear resize along one
+    """Source coordinate of output ``indices`` (integer or float, any shape) of a bilinear resize along one
     axis, as ``F.interpolate(..., align_corners=False)`` computes it with this input/output
     ``scale``, clamped to [0, in_size - 1] (where the resize reads the edge pixel alone)."""
     return ((indices + 0.5) * scale - 0.5).clamp(0, in_size - 1)
