@@ -143,7 +143,7 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
             return f"{name} has shape {list(got.shape)} instead of {list(expected.shape)}"
         if not np.allclose(expected, got, rtol=1e-4, atol=1e-4):
             return f"{name} differs by up to {np.abs(expected.astype(np.float64) - got).max():.3g}"
-    expected, got = _map_probabilities(reference), _map_probabilities(simplified)[order]
+    expected, got = map_probabilities(reference), map_probabilities(simplified)[order]
     # A box edge at a pixel centre may round either way with the operation order, moving a crop
     # bound by a pixel: a few pixels may differ, not more.
     differ = np.count_nonzero(np.abs(expected - got) > 1e-3)
@@ -152,7 +152,7 @@ def _first_difference(reference: List[np.ndarray], simplified: List[np.ndarray])
     return None
 
 
-def _map_probabilities(outputs: List[np.ndarray]) -> np.ndarray:
+def map_probabilities(outputs: List[np.ndarray]) -> np.ndarray:
     """(D, H_b, W_b) the mask probabilities of a frame's outputs, each crop where it lies on the map."""
     probabilities, regions, map_size = (
         outputs[OUTPUT_NAMES.index(name)] for name in ("mask_probabilities", "mask_regions", "mask_map_size")

@@ -11,10 +11,8 @@ import numpy as np
 import torch
 from detectron2.structures import Boxes, pairwise_iou
 
-from ..modeling.mask_paste import paste_masks
-from ..modeling.meta_arch import FrameOutputs
 from .errors import DeployError, require
-from .export import CONFIG_METADATA, OUTPUT_NAMES, PRECISION_METADATA
+from .export import CONFIG_METADATA, OUTPUT_NAMES, PRECISION_METADATA, map_probabilities
 
 #: The network's modules, as the exporter names their nodes (``/head/cls_tower/cls_tower.0_2/Conv``:
 #: module path, ``_k`` for the k-th call): what the derived precisions change. The mask assembly's
@@ -63,16 +61,6 @@ def save_derived_export(model, metadata: Dict[str, str], precision: dict, stagin
 AGREEMENT_MASK_THRESHOLD = 0.5
 
 
-def _map_masks(outputs: List[np.ndarray]) -> np.ndarray:
-    """(D, H_b, W_b) bool masks of one frame's graph outputs on the basis map (no resize)."""
-    probabilities, regions, map_size = (
-        torch.from_numpy(outputs[FrameOutputs._fields.index(name)])
-        for name in ("mask_probabilities", "mask_regions", "mask_map_size")
-    )
-    map_size = map_size.tolist()
-    return paste_masks(probabilities, regions, map_size, map_size, AGREEMENT_MASK_THRESHOLD).numpy()
-
-
 @dataclass
 class Agreement:
     """How far a derived file's detections are from its float32 original's on some frames:
@@ -105,7 +93,8 @@ def agreement(float_outputs: List[List[np.ndarray]], derived_outputs: List[List[
     totals = [0, 0]
     for float_frame, derived_frame in zip(float_outputs, derived_outputs):
         (boxes, scores, classes), (q_boxes, q_scores, q_classes) = float_frame[:3], derived_frame[:3]
-        masks, q_masks = _map_masks(float_frame), _map_masks(derived_frame)
+        # Thresholded where they lie on the basis map (no resize).
+        masks, q_masks = (map_probabilities(outputs) > AGREEMENT_MASK_THRESHOLD for outputs in (float_frame, derived_frame))
         totals[0] += len(boxes)
         totals[1] += len(q_boxes)
         ious = np.where(classes[:, None] == q_classes[None], pairwise_iou(Boxes(torch.from_numpy(boxes)), Boxes(torch.from_numpy(q_boxes))).numpy(), 0.0)

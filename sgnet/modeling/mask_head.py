@@ -301,17 +301,15 @@ class SpatialGranularityMaskHead(nn.Module):
     def _chunks(crops: BoxCrops, granularity: Tensor, chunk_size: int):
         """Instances in chunks of ``chunk_size`` of similar crop size (little padding), from one
         transfer of their sizes to the host: ([per chunk, its instances (n,), crop size (the
-        largest of its crops) and largest g, and its instances as a host list], the largest crop
-        size of all). Chunks of empty crops are left out."""
+        largest of its crops) and largest g], the largest crop size of all). Chunks of empty
+        crops are left out."""
         order = torch.argsort(crops.heights * crops.widths)
-        columns = [crops.heights, crops.widths, granularity, torch.arange(len(order), device=order.device)]
-        extents = torch.stack(columns, dim=1)[order].cpu()
+        extents = torch.stack([crops.heights, crops.widths, granularity], dim=1)[order].cpu()
         chunks = []
         for start in range(0, len(order), chunk_size):
-            crop_h, crop_w, max_g, _ = extents[start : start + chunk_size].amax(dim=0).tolist()
+            crop_h, crop_w, max_g = extents[start : start + chunk_size].amax(dim=0).tolist()
             if crop_h and crop_w:
-                instances = extents[start : start + chunk_size, 3].tolist()
-                chunks.append((order[start : start + chunk_size], (crop_h, crop_w), max_g, instances))
+                chunks.append((order[start : start + chunk_size], (crop_h, crop_w), max_g))
         largest = tuple(extents[:, :2].amax(dim=0).tolist()) if len(extents) else (0, 0)
         return chunks, largest
 
@@ -338,21 +336,22 @@ class SpatialGranularityMaskHead(nn.Module):
         crops = BoxCrops.of(boxes, map_size)
         cells = self.cell_coefficients(coefficients, granularity)
         chunks, _ = self._chunks(crops, granularity, chunk_size)
-        # The chunks' padded logits end to end; where instance k's crop starts there, its chunk's
-        # crop width and size (host-side lists, one transfer).
+        # The chunks' padded logits end to end; where instance k's crop starts there, and its
+        # chunk's crop width.
         connected_empty = (cells.flatten()[:0] + coarse_bases.flatten()[:0]).float()
-        flat_logits, starts, crop_widths = [connected_empty], [0] * len(boxes), [0] * len(boxes)
+        flat_logits = [connected_empty]
+        starts = torch.zeros(len(boxes), dtype=torch.long, device=boxes.device)
+        crop_widths = torch.zeros_like(starts)
         offset = 0
-        for index, crop_size, max_g, instances in chunks:
+        for index, (crop_h, crop_w), max_g in chunks:
             logits = self.crop_logits(
-                coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g], crops[index], crop_size
-            )
+                coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g], crops[index],
+                (crop_h, crop_w),
+            )  # fmt: skip
             flat_logits.append(logits.flatten())
-            for position, instance in enumerate(instances):
-                starts[instance] = offset + position * crop_size[0] * crop_size[1]
-                crop_widths[instance] = crop_size[1]
+            starts[index] = offset + torch.arange(len(index), device=boxes.device) * (crop_h * crop_w)
+            crop_widths[index] = crop_w
             offset += logits.numel()
-        starts, crop_widths = (torch.tensor(x, dtype=torch.long, device=boxes.device) for x in (starts, crop_widths))
         # Every box pixel, instance by instance, row-major.
         counts = crops.heights * crops.widths
         instance = torch.repeat_interleave(torch.arange(len(boxes), device=boxes.device), counts)
@@ -401,7 +400,7 @@ class SpatialGranularityMaskHead(nn.Module):
             return logits.sigmoid() * crops.inside(crop_size), crops
         chunks, crop_size = self._chunks(crops, granularity, chunk_size)
         probabilities = coarse_bases.new_zeros(len(boxes), *crop_size, dtype=torch.float32)
-        for index, (crop_h, crop_w), max_g, _ in chunks:
+        for index, (crop_h, crop_w), max_g in chunks:
             logits = self.crop_logits(
                 coarse_bases, image_idx[index], boxes[index], granularity[index], cells[index, :max_g, :max_g],
                 crops[index], (crop_h, crop_w),
