@@ -292,7 +292,12 @@ class SpatialGranularityMaskHead(nn.Module):
         basis_rows = coarse_bases.permute(0, 2, 3, 1).reshape(batch * coarse_h * coarse_w, num_bases)
         window_rows = (image_idx[:, None, None] * coarse_h + row_taps[:, :, None]) * coarse_w + col_taps[:, None, :]
         windows = basis_rows[window_rows.reshape(-1)].reshape(num_instances, tile_h * tile_w, num_bases)
-        tiles = torch.bmm(cells.reshape(num_instances, max_g * max_g, num_bases), windows.transpose(1, 2))
+        # In float32 under autocast too: the logits leave here in float32, and float16 sums of K
+        # terms put the mask loss a few percent off float32's (the toy's autocast test).
+        with torch.autocast(device_type=boxes.device.type, enabled=False):
+            tiles = torch.bmm(
+                cells.float().reshape(num_instances, max_g * max_g, num_bases), windows.float().transpose(1, 2)
+            )
         mosaic = tiles.reshape(num_instances, max_g, max_g, tile_h, tile_w).transpose(2, 3)
         mosaic = mosaic.reshape(num_instances, 1, max_g * tile_h, max_g * tile_w)
         return resample_crops(mosaic, mosaic_ys, mosaic_xs)[:, 0]
